@@ -1,0 +1,117 @@
+#include "allocator.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "error.h"
+
+namespace fd {
+namespace {
+
+// Size classes: exact multiples of 64 B below 4 KiB, then 8 classes per doubling,
+// so at most 12.5% of a block is slack.
+size_t size_class(size_t bytes) {
+  if (bytes == 0) bytes = 64;
+  if (bytes <= 4096) return (bytes + 63) & ~size_t(63);
+  size_t pow2 = size_t(1) << (63 - __builtin_clzll(bytes));
+  const size_t step = pow2 / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+struct State {
+  std::mutex mutex;
+  std::map<size_t, std::vector<void*>> free_lists;
+  MemoryStats stats;
+  int64_t cache_limit = [] {
+    const char* env = std::getenv("FASTDIFF_CACHE_MB");
+    return (env ? std::atoll(env) : 2048) * int64_t(1) << 20;
+  }();
+};
+
+State& state() {
+  static State* s = new State;  // never destroyed: storages may be freed during exit
+  return *s;
+}
+
+}  // namespace
+
+HostAllocator& HostAllocator::instance() {
+  static HostAllocator a;
+  return a;
+}
+
+void* HostAllocator::allocate(size_t bytes, size_t* granted) {
+  const size_t cls = size_class(bytes);
+  State& s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto it = s.free_lists.find(cls);
+    if (it != s.free_lists.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      s.stats.cached_bytes -= cls;
+      s.stats.live_bytes += cls;
+      s.stats.live_blocks += 1;
+      if (s.stats.live_bytes > s.stats.peak_bytes) s.stats.peak_bytes = s.stats.live_bytes;
+      *granted = cls;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(64, cls);
+  if (!p) {
+    empty_cache();
+    p = std::aligned_alloc(64, cls);
+  }
+  if (!p) fail(ErrorCode::Memory, "out of host memory allocating ", bytes, " bytes");
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.stats.live_bytes += cls;
+  s.stats.live_blocks += 1;
+  if (s.stats.live_bytes > s.stats.peak_bytes) s.stats.peak_bytes = s.stats.live_bytes;
+  *granted = cls;
+  return p;
+}
+
+void HostAllocator::release(void* p, size_t granted) {
+  if (!p) return;
+  State& s = state();
+  std::unique_lock<std::mutex> lock(s.mutex);
+  s.stats.live_bytes -= granted;
+  s.stats.live_blocks -= 1;
+  if (s.stats.cached_bytes + int64_t(granted) <= s.cache_limit) {
+    s.free_lists[granted].push_back(p);
+    s.stats.cached_bytes += granted;
+    return;
+  }
+  lock.unlock();
+  std::free(p);
+}
+
+void HostAllocator::empty_cache() {
+  State& s = state();
+  std::map<size_t, std::vector<void*>> lists;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    lists.swap(s.free_lists);
+    s.stats.cached_bytes = 0;
+  }
+  for (auto& [cls, blocks] : lists)
+    for (void* p : blocks) std::free(p);
+}
+
+MemoryStats HostAllocator::stats() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().stats;
+}
+
+void HostAllocator::set_cache_limit(int64_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(state().mutex);
+    state().cache_limit = bytes;
+  }
+  if (bytes <= 0) empty_cache();
+}
+
+}  // namespace fd

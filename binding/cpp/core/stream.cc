@@ -1,0 +1,134 @@
+#include "stream.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace fd {
+
+struct Stream::Impl {
+  struct Task {
+    const char* op;
+    std::function<void()> kernel;
+    uint64_t ticket;
+  };
+  std::mutex mutex;
+  std::condition_variable work_ready;  // worker waits for tasks
+  std::condition_variable progress;    // producers wait for completion / room
+  std::deque<Task> queue;
+  uint64_t next_ticket = 1;
+  uint64_t done_ticket = 0;
+  bool stop = false;
+  std::optional<Error> error;
+  std::thread worker;
+
+  void run(Task& task) {
+    try {
+      task.kernel();
+    } catch (const Error& e) {
+      record(Error(e.code(), e.what()));
+    } catch (const std::exception& e) {
+      record(Error(ErrorCode::Internal, std::string(task.op) + ": " + e.what()));
+    }
+  }
+
+  void record(Error e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!error) error = std::move(e);
+  }
+
+  void loop() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        work_ready.wait(lock, [&] { return stop || !queue.empty(); });
+        if (queue.empty()) return;  // stop requested and drained
+        task = std::move(queue.front());
+        queue.pop_front();
+      }
+      run(task);
+      task.kernel = nullptr;  // drop captured tensors before reporting completion
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        done_ticket = task.ticket;
+      }
+      progress.notify_all();
+    }
+  }
+};
+
+Stream::Stream(bool synchronous) : synchronous_(synchronous), impl_(new Impl) {
+  if (!synchronous_) impl_->worker = std::thread([this] { impl_->loop(); });
+}
+
+Stream::~Stream() {
+  if (!synchronous_) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      impl_->stop = true;
+    }
+    impl_->work_ready.notify_all();
+    impl_->worker.join();
+  }
+}
+
+uint64_t Stream::enqueue(const char* op, std::function<void()> kernel) {
+  Impl& s = *impl_;
+  if (synchronous_) {
+    Impl::Task task{op, std::move(kernel), s.next_ticket++};
+    s.run(task);
+    s.done_ticket = task.ticket;
+    return task.ticket;
+  }
+  uint64_t ticket;
+  {
+    std::unique_lock<std::mutex> lock(s.mutex);
+    s.progress.wait(lock, [&] { return s.queue.size() < size_t(kMaxPending); });
+    ticket = s.next_ticket++;
+    s.queue.push_back({op, std::move(kernel), ticket});
+  }
+  s.work_ready.notify_one();
+  return ticket;
+}
+
+void Stream::wait(uint64_t ticket) {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.mutex);
+  if (ticket == 0) ticket = s.next_ticket - 1;
+  if (synchronous_) return;
+  s.progress.wait(lock, [&] { return s.done_ticket >= ticket; });
+}
+
+std::optional<Error> Stream::wait_and_take_error(uint64_t ticket) {
+  wait(ticket);
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::optional<Error> e;
+  e.swap(impl_->error);
+  return e;
+}
+
+void Stream::synchronize() {
+  if (auto e = wait_and_take_error(0)) throw *e;
+}
+
+uint64_t Stream::last_ticket() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->next_ticket - 1;
+}
+
+namespace {
+thread_local Stream* tls_stream = nullptr;
+}
+
+Stream& current_stream() {
+  if (tls_stream) return *tls_stream;
+  static thread_local Stream fallback(true);
+  return fallback;
+}
+
+void set_current_stream(Stream* stream) { tls_stream = stream; }
+
+}  // namespace fd
+

@@ -1,0 +1,566 @@
+// AVX-512 SGEMM micro-kernels and packing routines (compiled with -mavx512f/bw/vl/dq).
+// Micro-tile: 14 rows × 32 columns = 28 zmm accumulators; per k one B row (2 zmm
+// loads) and 14 broadcasts folded into the FMAs ({1to16}). Edge tiles use the same
+// template instantiated for fewer rows (1..14) / one zmm column, so no FMAs are
+// spent on padding; the epilogue arithmetic is the same for full and partial tiles,
+// so results never depend on where tile boundaries fall (thread-count invariant).
+// ODR: only intrinsics, plain loops and internal-linkage helpers here.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/gemm_impl.h"
+
+// GCC 12 warns falsely about _mm512_undefined_ps() inside the shuffle intrinsics.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace fd::kernels::avx512 {
+namespace {
+
+constexpr int MR = 14;
+constexpr int NR = 32;
+
+using impl::ConvSrc;
+using impl::ConvTSrc;
+using impl::MicroEpi;
+
+inline __mmask16 mask_n(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : (n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u));
+}
+
+// Epilogue of one tile (shared by every micro-kernel, so the arithmetic is identical).
+template <int R, int NV>
+__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[R][NV], float* c, int64_t ldc, int n, const MicroEpi* e) {
+  const __m512 va = _mm512_set1_ps(e->alpha);
+  const float beta = e->beta;
+  const __m512 vb = _mm512_set1_ps(beta);
+  __mmask16 mk[NV];
+  for (int v = 0; v < NV; ++v) mk[v] = mask_n(n - 16 * v);
+  const bool full = (n == 16 * NV);
+  if (e->first) {
+    __m512 bc[NV];
+    for (int v = 0; v < NV; ++v)
+      bc[v] = e->bias_col ? _mm512_maskz_loadu_ps(mk[v], e->bias_col + 16 * v) : _mm512_setzero_ps();
+    const bool has_bc = e->bias_col != nullptr;
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      float* cr = c + i * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        __m512 r = _mm512_mul_ps(acc[i][v], va);
+        if (beta != 0.f) {
+          const __m512 old = full ? _mm512_loadu_ps(cr + 16 * v) : _mm512_maskz_loadu_ps(mk[v], cr + 16 * v);
+          r = _mm512_fmadd_ps(vb, old, r);
+        }
+        if (e->bias_row) r = _mm512_add_ps(r, _mm512_set1_ps(e->bias_row[i]));
+        if (has_bc) r = _mm512_add_ps(r, bc[v]);
+        if (full)
+          _mm512_storeu_ps(cr + 16 * v, r);
+        else
+          _mm512_mask_storeu_ps(cr + 16 * v, mk[v], r);
+      }
+    }
+  } else {
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      float* cr = c + i * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        if (full) {
+          _mm512_storeu_ps(cr + 16 * v, _mm512_fmadd_ps(acc[i][v], va, _mm512_loadu_ps(cr + 16 * v)));
+        } else {
+          const __m512 old = _mm512_maskz_loadu_ps(mk[v], cr + 16 * v);
+          _mm512_mask_storeu_ps(cr + 16 * v, mk[v], _mm512_fmadd_ps(acc[i][v], va, old));
+        }
+      }
+    }
+  }
+}
+
+template <int R, int NV>
+void micro_t(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int m, int n,
+             const MicroEpi* e) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 14
+  for (int i = 0; i < R; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  store_tile<R, NV>(acc, c, ldc, n, e);
+}
+
+using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int, const MicroEpi*);
+
+#define FD_ROW(R) {&micro_t<R, 1>, &micro_t<R, 2>}
+const MicroFn kMicro[MR + 1][2] = {{nullptr, nullptr}, FD_ROW(1),  FD_ROW(2),  FD_ROW(3),  FD_ROW(4),
+                                   FD_ROW(5),          FD_ROW(6),  FD_ROW(7),  FD_ROW(8),  FD_ROW(9),
+                                   FD_ROW(10),         FD_ROW(11), FD_ROW(12), FD_ROW(13), FD_ROW(14)};
+#undef FD_ROW
+
+void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, const MicroEpi* e) {
+  kMicro[m][n > 16 ? 1 : 0](kc, a, b, c, ldc, m, n, e);
+}
+
+// In-register 16×16 transpose: out[j] lane i = in[i] lane j.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  __m512 u[16];
+  for (int q = 0; q < 4; ++q) {  // rows 4q..4q+3
+    const __m512d t0 = _mm512_castps_pd(t[4 * q]), t1 = _mm512_castps_pd(t[4 * q + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * q + 2]), t3 = _mm512_castps_pd(t[4 * q + 3]);
+    u[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));  // cols 0,4,8,12
+    u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));  // cols 1,5,9,13
+    u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));  // cols 2,6,10,14
+    u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));  // cols 3,7,11,15
+  }
+  for (int s = 0; s < 4; ++s) {  // column residue s: u[s], u[4+s], u[8+s], u[12+s]
+    const __m512 v0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0x88);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xDD);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0xDD);
+    r[s] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    r[s + 8] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+    r[s + 4] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+    r[s + 12] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+  }
+}
+
+void pack_a(const float* p, int64_t rs, int64_t cs, int64_t mc, int64_t kc, float* dst) {
+  const __mmask16 row_mask = mask_n(MR);
+  for (int64_t ip = 0; ip < mc; ip += MR) {
+    const int m = static_cast<int>(mc - ip < MR ? mc - ip : MR);
+    float* d = dst + ip * kc;
+    const float* src = p + ip * rs;
+    if (rs == 1) {
+      const __mmask16 mm = mask_n(m);
+      for (int64_t k = 0; k < kc; ++k)
+        _mm512_mask_storeu_ps(d + k * MR, row_mask, _mm512_maskz_loadu_ps(mm, src + k * cs));
+    } else if (cs == 1) {
+      for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int64_t kk = kc - k0 < 16 ? kc - k0 : 16;
+        const __mmask16 km = mask_n(kk);
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < m ? _mm512_maskz_loadu_ps(km, src + i * rs + k0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int j = 0; j < kk; ++j) _mm512_mask_storeu_ps(d + (k0 + j) * MR, row_mask, r[j]);
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int i = 0; i < MR; ++i) d[k * MR + i] = i < m ? src[i * rs + k * cs] : 0.f;
+    }
+  }
+}
+
+void pack_b(const float* p, int64_t rs, int64_t cs, int64_t kc, int64_t nc, float* dst) {
+  for (int64_t jp = 0; jp < nc; jp += NR) {
+    const int64_t n = nc - jp < NR ? nc - jp : NR;
+    float* d = dst + jp * kc;
+    const float* src = p + jp * cs;
+    if (cs == 1) {
+      if (n == NR) {
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* s = src + k * rs;
+          _mm512_store_ps(d + k * NR, _mm512_loadu_ps(s));
+          _mm512_store_ps(d + k * NR + 16, _mm512_loadu_ps(s + 16));
+        }
+      } else {
+        const __mmask16 m0 = mask_n(n), m1 = mask_n(n - 16);
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* s = src + k * rs;
+          _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
+          _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+        }
+      }
+    } else if (rs == 1) {
+      for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int64_t kk = kc - k0 < 16 ? kc - k0 : 16;
+        const __mmask16 km = mask_n(kk);
+        for (int h = 0; h < 2; ++h) {
+          __m512 r[16];
+          for (int j = 0; j < 16; ++j) {
+            const int64_t jj = 16 * h + j;
+            r[j] = jj < n ? _mm512_maskz_loadu_ps(km, src + jj * cs + k0) : _mm512_setzero_ps();
+          }
+          transpose16(r);
+          for (int t = 0; t < kk; ++t) _mm512_store_ps(d + (k0 + t) * NR + 16 * h, r[t]);
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < NR; ++j) d[k * NR + j] = j < n ? src[k * rs + j * cs] : 0.f;
+    }
+  }
+}
+
+// Copies len (≤ 32) floats src → dst with masks (no reads/writes outside the run).
+inline void copy_run(float* dst, const float* src, int64_t len) {
+  const __mmask16 m0 = mask_n(len), m1 = mask_n(len - 16);
+  _mm512_mask_storeu_ps(dst, m0, _mm512_maskz_loadu_ps(m0, src));
+  if (m1) _mm512_mask_storeu_ps(dst + 16, m1, _mm512_maskz_loadu_ps(m1, src + 16));
+}
+
+struct Seg {
+  int64_t off, a, b, len;  // destination offset in the panel row, two coordinates, run length
+};
+
+// Generic im2col packing of one panel (any stride / segment count).
+void pack_conv_panel_generic(const ConvSrc* s, int64_t k0, int64_t kc, const Seg* seg, int nseg, float* d) {
+  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+  const __m512 z = _mm512_setzero_ps();
+  int64_t c = k0 / KK, r = k0 % KK, kh = r / s->KW, kw = r % s->KW;
+  for (int64_t k = 0; k < kc; ++k) {
+    float* drow = d + k * NR;
+    _mm512_store_ps(drow, z);
+    _mm512_store_ps(drow + 16, z);
+    const float* xc = s->x + c * HW;
+    const int64_t dh = kh * s->dh, dw = kw * s->dw;
+    for (int q = 0; q < nseg; ++q) {
+      const int64_t ih = seg[q].a + dh;
+      if (ih < 0 || ih >= s->H) continue;
+      const float* row = xc + ih * s->W;
+      const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
+      if (s->sw == 1) {
+        const int64_t lo = iw0 < 0 ? -iw0 : 0;
+        const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
+        if (lo < hi) copy_run(drow + seg[q].off + lo, row + iw0 + lo, hi - lo);
+      } else {
+        float* dd = drow + seg[q].off;
+        for (int64_t t = 0; t < len; ++t) {
+          const int64_t iw = iw0 + t * s->sw;
+          dd[t] = (iw >= 0 && iw < s->W) ? row[iw] : 0.f;
+        }
+      }
+    }
+    if (++kw == s->KW) {
+      kw = 0;
+      if (++kh == s->KH) {
+        kh = 0;
+        ++c;
+      }
+    }
+  }
+}
+
+constexpr int kMaxKK = 64;    // table path: kernels up to 64 taps
+constexpr int kMaxParts = 4;  // and at most 4 row runs per 16-lane half
+
+struct Part {
+  int64_t off;  // source offset of lane 0 relative to the channel base
+  __mmask16 m;
+};
+
+// Implicit im2col: for stride-1 (along W) convs the loads of one panel row are the
+// same for every channel up to the channel base, so the (offset, mask) pairs of each
+// kernel tap are computed once per panel; a packed row is then 1–2 masked loads
+// per 16 lanes and one aligned store.
+void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+  Part tab[kMaxKK][2][kMaxParts];
+  int cnt[kMaxKK][2];
+  for (int64_t jp = 0; jp < nc; jp += NR) {
+    const int64_t n = nc - jp < NR ? nc - jp : NR;
+    float* d = dst + jp * kc;
+    Seg seg[NR];
+    int nseg = 0;
+    {
+      int64_t j = j0 + jp, oh = j / s->OW, ow = j % s->OW, off = 0;
+      while (off < n) {
+        const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
+        seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow * s->sw - s->pw, len};
+        off += len;
+        ++oh;
+        ow = 0;
+      }
+    }
+    if (s->sw != 1 || KK > kMaxKK || nseg > kMaxParts) {
+      pack_conv_panel_generic(s, k0, kc, seg, nseg, d);
+      continue;
+    }
+    for (int64_t r = 0; r < KK; ++r) {
+      const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;
+      cnt[r][0] = cnt[r][1] = 0;
+      for (int q = 0; q < nseg; ++q) {
+        const int64_t ih = seg[q].a + dh;
+        if (ih < 0 || ih >= s->H) continue;
+        const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
+        const int64_t lo = iw0 < 0 ? -iw0 : 0;
+        const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
+        if (lo >= hi) continue;
+        const int64_t p0 = seg[q].off + lo, p1 = seg[q].off + hi;  // destination lanes [p0, p1)
+        for (int h = 0; h < 2; ++h) {
+          const int64_t a = p0 > 16 * h ? p0 : 16 * h, b = p1 < 16 * h + 16 ? p1 : 16 * h + 16;
+          if (a >= b) continue;
+          const uint32_t bits = ((b - a >= 16) ? 0xFFFFu : ((1u << (b - a)) - 1u)) << (a - 16 * h);
+          tab[r][h][cnt[r][h]++] = Part{ih * s->W + iw0 - seg[q].off + 16 * h, static_cast<__mmask16>(bits)};
+        }
+      }
+    }
+    int maxc = 0;
+    for (int64_t r = 0; r < KK; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        maxc = cnt[r][h] > maxc ? cnt[r][h] : maxc;
+        for (int q = cnt[r][h]; q < 2; ++q) tab[r][h][q] = Part{0, 0};  // empty parts: no-op loads
+      }
+    }
+    int64_t c = k0 / KK, r = k0 % KK;
+    const float* xc = s->x + c * HW;
+    if (maxc <= 1) {  // one run per half (e.g. OW a multiple of 32): 2 zero-masked loads per row
+      for (int64_t k = 0; k < kc; ++k) {
+        float* drow = d + k * NR;
+        const Part* t = tab[r][0];
+        const Part* u = tab[r][1];
+        _mm512_store_ps(drow, _mm512_maskz_loadu_ps(t[0].m, xc + t[0].off));
+        _mm512_store_ps(drow + 16, _mm512_maskz_loadu_ps(u[0].m, xc + u[0].off));
+        if (++r == KK) {
+          r = 0;
+          xc += HW;
+        }
+      }
+    } else if (maxc == 2) {  // panel spans two output rows
+      for (int64_t k = 0; k < kc; ++k) {
+        float* drow = d + k * NR;
+        const Part* t = tab[r][0];
+        const Part* u = tab[r][1];
+        __m512 v0 = _mm512_maskz_loadu_ps(t[0].m, xc + t[0].off);
+        __m512 v1 = _mm512_maskz_loadu_ps(u[0].m, xc + u[0].off);
+        v0 = _mm512_mask_loadu_ps(v0, t[1].m, xc + t[1].off);
+        v1 = _mm512_mask_loadu_ps(v1, u[1].m, xc + u[1].off);
+        _mm512_store_ps(drow, v0);
+        _mm512_store_ps(drow + 16, v1);
+        if (++r == KK) {
+          r = 0;
+          xc += HW;
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        float* drow = d + k * NR;
+        for (int h = 0; h < 2; ++h) {
+          __m512 v = _mm512_setzero_ps();
+          for (int q = 0; q < cnt[r][h]; ++q) v = _mm512_mask_loadu_ps(v, tab[r][h][q].m, xc + tab[r][h][q].off);
+          _mm512_store_ps(drow + 16 * h, v);
+        }
+        if (++r == KK) {
+          r = 0;
+          xc += HW;
+        }
+      }
+    }
+  }
+}
+
+void pack_b_convt(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const __m512 z = _mm512_setzero_ps();
+  for (int64_t jp = 0; jp < nc; jp += NR) {
+    const int64_t n = nc - jp < NR ? nc - jp : NR;
+    float* d = dst + jp * kc;
+    Seg seg[NR];
+    int nseg = 0;
+    {
+      int64_t j = j0 + jp, khw = j / s->C, c = j % s->C, off = 0;
+      while (off < n) {
+        const int64_t len = (n - off) < (s->C - c) ? (n - off) : (s->C - c);
+        const int64_t kh = khw / s->KW, kw = khw % s->KW;
+        seg[nseg++] = Seg{off, ((kh * s->dh) * s->Wp + kw * s->dw) * s->C + c, 0, len};
+        off += len;
+        ++khw;
+        c = 0;
+      }
+    }
+    const bool whole = (nseg == 1 && n == NR);
+    int64_t oh = k0 / s->OW, ow = k0 % s->OW;
+    for (int64_t k = 0; k < kc; ++k) {
+      float* drow = d + k * NR;
+      const float* base = s->xt + (oh * s->sh * s->Wp + ow * s->sw) * s->C;
+      if (whole) {
+        const float* src = base + seg[0].a;
+        _mm512_store_ps(drow, _mm512_loadu_ps(src));
+        _mm512_store_ps(drow + 16, _mm512_loadu_ps(src + 16));
+      } else {
+        _mm512_store_ps(drow, z);
+        _mm512_store_ps(drow + 16, z);
+        for (int q = 0; q < nseg; ++q) copy_run(drow + seg[q].off, base + seg[q].a, seg[q].len);
+      }
+      if (++ow == s->OW) {
+        ow = 0;
+        ++oh;
+      }
+    }
+  }
+}
+
+// ---- direct implicit-GEMM conv panel (no B packing) ----
+// For stride-1 (along W) convs the micro-kernel reads each B row straight from the
+// image: per k, one or two masked loads per 16 lanes, addressed through the per-tap
+// (offset, mask) table of the panel. Same FMA order and epilogue as micro_t, so the
+// results equal the packed path bit for bit.
+struct Tap2 {
+  Part p[2][2];  // [half][part]
+};
+
+template <int R, int NV, int P>
+void micro_conv_t(int64_t kc, const float* __restrict a, const float* xc, const Tap2* tab, int64_t r, int64_t KK,
+                  int64_t HW, float* c, int64_t ldc, int n, const MicroEpi* e) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 14
+  for (int i = 0; i < R; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  const Tap2* t = tab + r;
+  const Tap2* tend = tab + KK;
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = _mm512_maskz_loadu_ps(t->p[v][0].m, xc + t->p[v][0].off);
+      if (P > 1) bv[v] = _mm512_mask_loadu_ps(bv[v], t->p[v][1].m, xc + t->p[v][1].off);
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    if (++t == tend) {
+      t = tab;
+      xc += HW;
+    }
+  }
+  store_tile<R, NV>(acc, c, ldc, n, e);
+}
+
+using ConvMicroFn = void (*)(int64_t, const float*, const float*, const Tap2*, int64_t, int64_t, int64_t, float*,
+                             int64_t, int, const MicroEpi*);
+#define FD_CROW(R) {{&micro_conv_t<R, 1, 1>, &micro_conv_t<R, 1, 2>}, {&micro_conv_t<R, 2, 1>, &micro_conv_t<R, 2, 2>}}
+const ConvMicroFn kConvMicro[MR + 1][2][2] = {
+    {{nullptr, nullptr}, {nullptr, nullptr}}, FD_CROW(1), FD_CROW(2), FD_CROW(3), FD_CROW(4), FD_CROW(5),
+    FD_CROW(6), FD_CROW(7), FD_CROW(8), FD_CROW(9), FD_CROW(10), FD_CROW(11), FD_CROW(12), FD_CROW(13), FD_CROW(14)};
+#undef FD_CROW
+
+// Computes the mc × n tile column [j0, j0 + n) of C for the K block [k0, k0 + kc)
+// from the packed A block, reading B directly from the image. Returns false (doing
+// nothing) when the geometry needs the packing path.
+bool conv_panel(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n, const float* apack, int64_t mc,
+                float* c, int64_t ldc, const MicroEpi* e) {
+  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+  if (s->sw != 1 || KK > kMaxKK || n > NR) return false;
+  Seg seg[NR];
+  int nseg = 0;
+  {
+    int64_t j = j0, oh = j / s->OW, ow = j % s->OW, off = 0;
+    while (off < n) {
+      const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
+      if (nseg == 4) return false;
+      seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow - s->pw, len};
+      off += len;
+      ++oh;
+      ow = 0;
+    }
+  }
+  Tap2 tab[kMaxKK];
+  int maxc = 0;
+  for (int64_t r = 0; r < KK; ++r) {
+    const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;
+    int cnt[2] = {0, 0};
+    for (int q = 0; q < nseg; ++q) {
+      const int64_t ih = seg[q].a + dh;
+      if (ih < 0 || ih >= s->H) continue;
+      const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
+      const int64_t lo = iw0 < 0 ? -iw0 : 0;
+      const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
+      if (lo >= hi) continue;
+      const int64_t p0 = seg[q].off + lo, p1 = seg[q].off + hi;
+      for (int h = 0; h < 2; ++h) {
+        const int64_t a = p0 > 16 * h ? p0 : 16 * h, b = p1 < 16 * h + 16 ? p1 : 16 * h + 16;
+        if (a >= b) continue;
+        if (cnt[h] == 2) return false;
+        const uint32_t bits = ((b - a >= 16) ? 0xFFFFu : ((1u << (b - a)) - 1u)) << (a - 16 * h);
+        tab[r].p[h][cnt[h]++] = Part{ih * s->W + iw0 - seg[q].off + 16 * h, static_cast<__mmask16>(bits)};
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      maxc = cnt[h] > maxc ? cnt[h] : maxc;
+      for (int q = cnt[h]; q < 2; ++q) tab[r].p[h][q] = Part{0, 0};
+    }
+  }
+  const int64_t c0 = k0 / KK, r0 = k0 % KK;
+  const float* xc = s->x + c0 * HW;
+  const int nv = n > 16 ? 1 : 0, pp = maxc > 1 ? 1 : 0;
+  MicroEpi ep = *e;
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int m = static_cast<int>(mc - ir < MR ? mc - ir : MR);
+    ep.bias_row = e->bias_row ? e->bias_row + ir : nullptr;
+    kConvMicro[m][nv][pp](kc, apack + ir * kc, xc, tab, r0, KK, HW, c + ir * ldc, ldc, static_cast<int>(n), &ep);
+  }
+  return true;
+}
+
+void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t Hp, int64_t Wp,
+             float* dst) {
+  const int64_t HW = H * W;
+  const int64_t w_lo = pw < 0 ? -pw : 0, w_hi = (Wp - pw) < W ? (Wp - pw) : W;  // iw range that lands in [0, Wp)
+  for (int64_t hp = 0; hp < Hp; ++hp) {
+    const int64_t ih = hp - ph;
+    float* drow = dst + hp * Wp * C;
+    if (ih < 0 || ih >= H || w_lo >= w_hi) {
+      std::memset(drow, 0, sizeof(float) * static_cast<size_t>(Wp * C));
+      continue;
+    }
+    if (w_lo + pw > 0) std::memset(drow, 0, sizeof(float) * static_cast<size_t>((w_lo + pw) * C));
+    if (w_hi + pw < Wp)
+      std::memset(drow + (w_hi + pw) * C, 0, sizeof(float) * static_cast<size_t>((Wp - w_hi - pw) * C));
+    const float* xrow = x + ih * W;
+    for (int64_t w0 = w_lo; w0 < w_hi; w0 += 16) {
+      const int64_t ww = w_hi - w0 < 16 ? w_hi - w0 : 16;
+      const __mmask16 wm = mask_n(ww);
+      for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        const int64_t cc = C - c0 < 16 ? C - c0 : 16;
+        const __mmask16 cm = mask_n(cc);
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < cc ? _mm512_maskz_loadu_ps(wm, xrow + (c0 + i) * HW + w0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int t = 0; t < ww; ++t) _mm512_mask_storeu_ps(drow + (pw + w0 + t) * C + c0, cm, r[t]);
+      }
+    }
+  }
+}
+
+const impl::KernelSet kSet = {MR,           NR,       256,          168,          4096,
+                              &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt,
+                              &to_nhwc,     &conv_panel};
+
+}  // namespace
+}  // namespace fd::kernels::avx512
+
+namespace fd::kernels::impl::avx512 {
+const KernelSet* kernel_set() { return &fd::kernels::avx512::kSet; }
+}  // namespace fd::kernels::impl::avx512

@@ -1,0 +1,271 @@
+// SGEMM driver (x86-64-v2 baseline): BLIS-style cache blocking around the ISA
+// micro-kernels. Loop nest per thread block: jc (nc columns of B, packed, L3) →
+// pc (kc of K, fixed split depending only on K) → ic (mc rows of A, packed, L2) →
+// jr (nr) → ir (mr) micro-tile. Threads own disjoint blocks of C (2-D split over
+// M and N in micro-tile units); K is never split, and the K blocking depends only
+// on K, so every C element is computed by the same FMA sequence for any thread
+// count. Scratch panels live in 64-byte-aligned thread-local buffers reused
+// across calls. Isa::Scalar runs the reference.
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#include "core/cpu.h"
+#include "core/threadpool.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
+
+namespace fd::kernels {
+namespace impl {
+namespace {
+
+struct AlignedBuf {
+  float* p = nullptr;
+  size_t cap = 0;  // floats
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64 + 256;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      cap = p ? n : 0;
+    }
+    return p;
+  }
+  ~AlignedBuf() { std::free(p); }
+};
+
+thread_local AlignedBuf tl_a, tl_b;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+float b_elem(const BSource& B, int64_t k, int64_t j) {
+  if (B.kind == 0) return B.p[k * B.rs + j * B.cs];
+  if (B.kind == 1) {
+    const ConvSrc& s = *B.conv;
+    const int64_t KK = s.KH * s.KW, c = k / KK, kh = (k % KK) / s.KW, kw = k % s.KW;
+    const int64_t oh = j / s.OW, ow = j % s.OW;
+    const int64_t ih = oh * s.sh - s.ph + kh * s.dh, iw = ow * s.sw - s.pw + kw * s.dw;
+    return (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? s.x[(c * s.H + ih) * s.W + iw] : 0.f;
+  }
+  const ConvTSrc& s = *B.convt;
+  const int64_t oh = k / s.OW, ow = k % s.OW, khw = j / s.C, c = j % s.C, kh = khw / s.KW, kw = khw % s.KW;
+  return s.xt[((oh * s.sh + kh * s.dh) * s.Wp + ow * s.sw + kw * s.dw) * s.C + c];
+}
+
+// C = beta·C + biases on a block (K == 0 or alpha == 0), or the whole product in
+// plain loops when scratch memory cannot be had (never throws).
+void block_fallback(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const ASource& A,
+                    const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col) {
+  const bool product = K > 0 && alpha != 0.f;
+  for (int64_t i = m0; i < m1; ++i)
+    for (int64_t j = n0; j < n1; ++j) {
+      float acc = 0.f;
+      if (product)
+        for (int64_t k = 0; k < K; ++k) acc += A.p[i * A.rs + k * A.cs] * b_elem(B, k, j);
+      float r = acc * alpha;
+      if (beta != 0.f) r += beta * C[i * ldc + j];
+      if (bias_row) r += bias_row[i];
+      if (bias_col) r += bias_col[j];
+      C[i * ldc + j] = r;
+    }
+}
+
+}  // namespace
+
+const KernelSet* active_kernels() {
+  switch (active_isa()) {
+    case Isa::Avx512: return avx512::kernel_set();
+    case Isa::Avx2: return avx2::kernel_set();
+    default: return nullptr;
+  }
+}
+
+void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
+                const ASource& A, const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row,
+                const float* bias_col) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (K <= 0 || alpha == 0.f) {
+    block_fallback(m0, m1, n0, n1, 0, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+    return;
+  }
+  const int64_t MR = ks.mr, NR = ks.nr;
+  // K split depends only on K (determinism); balanced so no tiny tail block.
+  const int64_t ks_kc = ks.kc, ks_mc = ks.mc, ks_nc = ks.nc;
+  const int64_t nkb = ceil_div(K, ks_kc);
+  const int64_t KC = round_up(ceil_div(K, nkb), 4);
+  const int64_t M = m1 - m0, N = n1 - n0;
+  const int64_t nmb = ceil_div(M, ks_mc);
+  const int64_t MC = round_up(ceil_div(M, nmb), MR);
+  const int64_t nnb = ceil_div(N, ks_nc);
+  const int64_t NC = round_up(ceil_div(N, nnb), NR);
+  float* abuf = tl_a.get(static_cast<size_t>(MC * KC));
+  float* bbuf = tl_b.get(static_cast<size_t>(NC * KC));
+  if (!abuf || !bbuf) {
+    block_fallback(m0, m1, n0, n1, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+    return;
+  }
+  MicroEpi epi;
+  epi.alpha = alpha;
+  epi.beta = beta;
+  auto pack_b_block = [&](int64_t pc, int64_t kc, int64_t j, int64_t n, float* dst) {
+    switch (B.kind) {
+      case 0: ks.pack_b(B.p + pc * B.rs + j * B.cs, B.rs, B.cs, kc, n, dst); break;
+      case 1: ks.pack_b_conv(B.conv, pc, kc, j, n, dst); break;
+      default: ks.pack_b_convt(B.convt, pc, kc, j, n, dst); break;
+    }
+  };
+  if (M <= MC || B.kind == 1) {
+    // One row block (e.g. conv layers, OC ≤ mc) or implicit im2col: pack A per row
+    // block, then for each B panel either run the direct conv kernel (B read from the
+    // image) or pack the panel just before its micro-tiles so it stays in L1.
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = min64(KC, K - pc);
+      epi.first = pc == 0;
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = min64(MC, m1 - ic);
+        ks.pack_a(A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, mc, kc, abuf);
+        for (int64_t jr = n0; jr < n1; jr += NR) {
+          const int n = static_cast<int>(min64(NR, n1 - jr));
+          epi.bias_col = (bias_col && epi.first) ? bias_col + jr : nullptr;
+          epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
+          if (B.kind == 1 && ks.conv_panel &&
+              ks.conv_panel(B.conv, pc, kc, jr, n, abuf, mc, C + ic * ldc + jr, ldc, &epi))
+            continue;
+          pack_b_block(pc, kc, jr, n, bbuf);
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int m = static_cast<int>(min64(MR, mc - ir));
+            epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
+            ks.micro(kc, abuf + ir * kc, bbuf, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = min64(NC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = min64(KC, K - pc);
+      pack_b_block(pc, kc, jc, nc, bbuf);
+      epi.first = pc == 0;
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = min64(MC, m1 - ic);
+        ks.pack_a(A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, mc, kc, abuf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int n = static_cast<int>(min64(NR, nc - jr));
+          epi.bias_col = (bias_col && epi.first) ? bias_col + jc + jr : nullptr;
+          const float* bp = bbuf + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int m = static_cast<int>(min64(MR, mc - ir));
+            epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
+            ks.micro(kc, abuf + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
+          }
+        }
+      }
+    }
+  }
+}
+
+void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int* tn) {
+  const int64_t pm = ceil_div(M, mr), pn = ceil_div(N, nr);
+  int64_t best = -1;
+  *tm = 1;
+  *tn = 1;
+  for (int a = 1; a <= T; ++a) {
+    if (T % a) continue;
+    const int b = T / a;
+    if (a > pm || b > pn) continue;
+    const int64_t cost = ceil_div(pm, a) * mr * ceil_div(pn, b) * nr;
+    if (best < 0 || cost < best || (cost == best && b > *tn)) {
+      best = cost;
+      *tm = a;
+      *tn = b;
+    }
+  }
+}
+
+void block_range(int64_t total, int64_t unit, int parts, int idx, int64_t* b, int64_t* e) {
+  const int64_t p = ceil_div(total, unit);
+  *b = min64(total, (p * idx / parts) * unit);
+  *e = min64(total, (p * (idx + 1) / parts) * unit);
+}
+
+int useful_threads(int64_t M, int64_t N, int64_t K) {
+  const int T = ThreadPool::in_parallel() ? 1 : ThreadPool::global().num_threads();
+  const double work = double(M) * double(N) * double(K > 0 ? K : 1);
+  if (T <= 1 || work < 48.0 * 48.0 * 48.0) return 1;
+  const int64_t by_work = static_cast<int64_t>(work / (32.0 * 32.0 * 32.0));
+  return static_cast<int>(by_work < T ? (by_work < 1 ? 1 : by_work) : T);
+}
+
+void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
+                   const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col) {
+  if (M <= 0 || N <= 0) return;
+  int T = useful_threads(M, N, K);
+  int tm = 1, tn = 1;
+  if (T > 1) split_2d(M, N, ks.mr, ks.nr, T, &tm, &tn);
+  T = tm * tn;
+  if (T <= 1) {
+    gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+    return;
+  }
+  ThreadPool::global().run_on_all(
+      [&](int tid, int nt) {
+        if (nt != T) {  // fewer threads than asked: cover everything from thread 0
+          if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+          return;
+        }
+        int64_t mb, me, nb, ne;
+        block_range(M, ks.mr, tm, tid / tn, &mb, &me);
+        block_range(N, ks.nr, tn, tid % tn, &nb, &ne);
+        gemm_block(ks, mb, me, nb, ne, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+      },
+      T);
+}
+
+}  // namespace impl
+
+void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
+           const GemmEpilogue& epilogue) {
+  if (M <= 0 || N <= 0) return;
+  const impl::KernelSet* ks = impl::active_kernels();
+  if (!ks) {
+    ref::sgemm(M, N, K, alpha, A, B, beta, C, ldc, epilogue.bias_row, epilogue.bias_col);
+    return;
+  }
+  const impl::ASource a{A.p, A.rs, A.cs};
+  const impl::BSource b{0, B.p, B.rs, B.cs, nullptr, nullptr};
+  impl::gemm_threaded(*ks, M, N, K, alpha, a, b, beta, C, ldc, epilogue.bias_row, epilogue.bias_col);
+}
+
+void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A, int64_t stride_a, MatView B,
+                   int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  const impl::KernelSet* ks = impl::active_kernels();
+  if (!ks) {
+    for (int64_t b = 0; b < batch; ++b)
+      ref::sgemm(M, N, K, alpha, MatView{A.p + b * stride_a, A.rs, A.cs}, MatView{B.p + b * stride_b, B.rs, B.cs},
+                 beta, C + b * stride_c, ldc, nullptr, nullptr);
+    return;
+  }
+  const int T = ThreadPool::in_parallel() ? 1 : ThreadPool::global().num_threads();
+  auto one = [&](int64_t b, bool threaded) {
+    const impl::ASource a{A.p + b * stride_a, A.rs, A.cs};
+    const impl::BSource bs{0, B.p + b * stride_b, B.rs, B.cs, nullptr, nullptr};
+    if (threaded)
+      impl::gemm_threaded(*ks, M, N, K, alpha, a, bs, beta, C + b * stride_c, ldc, nullptr, nullptr);
+    else
+      impl::gemm_block(*ks, 0, M, 0, N, K, alpha, a, bs, beta, C + b * stride_c, ldc, nullptr, nullptr);
+  };
+  if (T > 1 && (batch % T == 0 || batch >= 4 * T)) {
+    ThreadPool::global().parallel_for(batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) one(b, false);
+    });
+  } else {
+    for (int64_t b = 0; b < batch; ++b) one(b, true);
+  }
+}
+
+}  // namespace fd::kernels

@@ -1,0 +1,116 @@
+// Internal declarations shared by the SGEMM / conv2d driver (gemm.cc, conv2d.cc,
+// compiled at the x86-64-v2 baseline), the scalar reference (reference/gemm_ref.cc)
+// and the ISA micro-kernel files (avx2/gemm_avx2.cc, avx512/gemm_avx512.cc).
+//
+// ODR rule: this header declares only plain structs (no member functions, no
+// inline functions) and plain functions, so the ISA files can include it without
+// emitting any shared inline code compiled with AVX flags.
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm.h"
+
+namespace fd::kernels {
+
+namespace ref {
+// Oracle: plain loops, every dot product accumulated in double and rounded once.
+void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
+           const float* bias_row, const float* bias_col);
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w, float* gx);
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* gy, float* gw, float* gb);
+}  // namespace ref
+
+namespace impl {
+
+// Epilogue of one micro-tile. `first` (the first K block): C = alpha·acc + beta·C
+// (beta == 0: C not read) + bias_row[i] + bias_col[j]; otherwise C += alpha·acc.
+// Bias pointers are already offset to the tile's first row / column (or null).
+struct MicroEpi {
+  float alpha, beta;
+  const float* bias_row;
+  const float* bias_col;
+  int first;
+};
+
+// Implicit im2col source (forward conv): B(k, j) with k = (c, kh, kw) over C·KH·KW
+// and j = (oh, ow) over OH·OW; B = x[c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw] or 0
+// outside the image. Padding may be negative (crop).
+struct ConvSrc {
+  const float* x;  // first channel of the image (group)
+  int64_t C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW;
+};
+
+// Weight-gradient source on a zero-padded channels-last image xt [Hp][Wp][C]:
+// B(k, j) with k = (oh, ow) over OH·OW and j = (kh, kw, c) over KH·KW·C;
+// B = xt[(oh·sh + kh·dh)·Wp + ow·sw + kw·dw][c].
+struct ConvTSrc {
+  const float* xt;
+  int64_t C, Wp, KH, KW, sh, sw, dh, dw, OW;
+};
+
+// One ISA's kernel set. Packed layouts: an A panel is kc × mr floats (k-major,
+// rows beyond the matrix zero-filled); panel p of a packed block starts at
+// p·mr·kc. A B panel is kc × nr floats likewise. Block sizes: kc (K), mc (rows of
+// A kept in L2, multiple of mr), nc (columns of B kept in L3, multiple of nr).
+struct KernelSet {
+  int mr, nr;
+  int64_t kc, mc, nc;
+  // acc = A_panel · B_panel over kc; writes the m × n (m ≤ mr, n ≤ nr) corner of C.
+  void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, const MicroEpi* e);
+  // p points at A(i0, k0): element (i, k) = p[i·rs + k·cs]; packs mc rows × kc.
+  void (*pack_a)(const float* p, int64_t rs, int64_t cs, int64_t mc, int64_t kc, float* dst);
+  // p points at B(k0, j0): element (k, j) = p[k·rs + j·cs]; packs kc × nc.
+  void (*pack_b)(const float* p, int64_t rs, int64_t cs, int64_t kc, int64_t nc, float* dst);
+  void (*pack_b_conv)(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst);
+  void (*pack_b_convt)(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst);
+  // dst[hp][wp][c] (Hp × Wp × C) = x[c][hp − ph][wp − pw], 0 outside the image.
+  void (*to_nhwc)(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t Hp, int64_t Wp,
+                  float* dst);
+  // Optional direct conv panel (B read from the image, no packing): C[0:mc, j0:j0+n)
+  // for K block [k0, k0+kc) from the packed A block; e->bias_row points at row 0 of
+  // the block. Returns false when the geometry needs the packing path. May be null.
+  bool (*conv_panel)(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n, const float* apack, int64_t mc,
+                     float* c, int64_t ldc, const MicroEpi* e);
+};
+
+namespace avx2 {
+const KernelSet* kernel_set();
+}
+namespace avx512 {
+const KernelSet* kernel_set();
+}
+
+// ---- driver (gemm.cc), used by conv2d.cc ----
+// Source of the B operand for the driver.
+struct BSource {
+  int kind;  // 0: strided matrix, 1: ConvSrc, 2: ConvTSrc
+  const float* p;
+  int64_t rs, cs;
+  const ConvSrc* conv;
+  const ConvTSrc* convt;
+};
+struct ASource {
+  const float* p;
+  int64_t rs, cs;
+};
+
+// The kernel set for the active ISA, or null for Isa::Scalar.
+const KernelSet* active_kernels();
+
+// Computes the [m0, m1) × [n0, n1) block of C = alpha·A·B + beta·C + biases on the
+// calling thread (K never split). Handles K == 0 / alpha == 0.
+void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
+                const ASource& A, const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row,
+                const float* bias_col);
+
+// Whole C, threaded over M/N blocks with the global pool (inline when nested).
+void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
+                   const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col);
+
+// Thread split helpers: a tm × tn grid over (M, N) in micro-tile units.
+void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int* tn);
+void block_range(int64_t total, int64_t unit, int parts, int idx, int64_t* begin, int64_t* end);
+
+}  // namespace impl
+}  // namespace fd::kernels

@@ -1,0 +1,330 @@
+// Elementwise ops with NumPy broadcasting. Forward: unary ops go straight to
+// kernels::unary; binary ops are decomposed into runs where each operand is either
+// contiguous or a broadcast scalar, each run handled by kernels::binary.
+#include <algorithm>
+
+#include "core/stream.h"
+#include "core/threadpool.h"
+#include "ops.h"
+
+namespace fd::ops {
+namespace {
+
+const char* unary_name(Unary op) {
+  static const char* names[] = {"neg",   "exp",      "log",   "sqrt",    "rsqrt",  "abs",       "square",
+                                "sign",  "sigmoid",  "softplus", "tanh", "silu",   "gelu_tanh", "gelu_erf",
+                                "relu",  "affine",   "pow",   "clamp",   "isnan",  "nan_to_num"};
+  return names[static_cast<int>(op)];
+}
+
+const char* binary_name(Binary op) {
+  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+  return names[static_cast<int>(op)];
+}
+
+bool has_gradient(Unary op) { return op != Unary::Sign && op != Unary::IsNan; }
+
+struct UnaryBackward : Node {
+  Unary op;
+  float a, b;
+  TensorPtr x, y;
+  const char* name() const override { return unary_name(op); }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr};
+    TensorPtr gx = empty(x->shape, x->device());
+    TensorPtr gy = g[0], xs = x, ys = y;
+    const Unary o = op;
+    const float aa = a, bb = b;
+    launch(name(), [=] {
+      kernels::unary_backward(o, gx->numel(), xs->data(), ys->data(), gy->data(), gx->data(), aa, bb);
+    });
+    return {gx};
+  }
+  void release() override { x = y = nullptr; }
+};
+
+// Strides (in elements) of `shape` broadcast to `out` (0 along broadcast dims).
+std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
+  std::vector<int64_t> strides(out.size(), 0);
+  const auto own = contiguous_strides(shape);
+  const size_t lead = out.size() - shape.size();
+  for (size_t i = 0; i < shape.size(); ++i) strides[lead + i] = shape[i] == 1 ? 0 : own[i];
+  return strides;
+}
+
+// Loop nest for an N-ary broadcast: dims merged where every operand allows it.
+struct BroadcastPlan {
+  std::vector<int64_t> dims;                  // outer dims (innermost run excluded)
+  std::vector<std::vector<int64_t>> strides;  // per operand, per outer dim
+  int64_t run = 1;                            // innermost run length
+  std::vector<int64_t> run_stride;            // per operand: 0 or 1
+  int64_t outer = 1;
+
+  // Offsets of operand k for outer index `o`.
+  void offsets(int64_t o, int64_t* out) const {
+    for (size_t k = 0; k < strides.size(); ++k) out[k] = 0;
+    for (int64_t d = int64_t(dims.size()) - 1; d >= 0; --d) {
+      const int64_t i = o % dims[d];
+      o /= dims[d];
+      for (size_t k = 0; k < strides.size(); ++k) out[k] += i * strides[k][d];
+    }
+  }
+};
+
+BroadcastPlan plan_broadcast(const Shape& out, const std::vector<Shape>& inputs) {
+  std::vector<std::vector<int64_t>> st;
+  for (const auto& s : inputs) st.push_back(broadcast_strides(s, out));
+  // Merge dims from the inside out while every operand stays "collapsible".
+  std::vector<int64_t> dims(out.begin(), out.end());
+  std::vector<std::vector<int64_t>> mst = st;
+  std::vector<int64_t> mdims;
+  std::vector<std::vector<int64_t>> mstrides(inputs.size());
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (dims[d] == 1) continue;
+    if (!mdims.empty()) {
+      bool ok = true;
+      for (size_t k = 0; k < inputs.size(); ++k)
+        if (mstrides[k].back() != st[k][d] * dims[d]) ok = false;
+      if (ok) {
+        mdims.back() *= dims[d];
+        for (size_t k = 0; k < inputs.size(); ++k) mstrides[k].back() = st[k][d];
+        continue;
+      }
+    }
+    mdims.push_back(dims[d]);
+    for (size_t k = 0; k < inputs.size(); ++k) mstrides[k].push_back(st[k][d]);
+  }
+  BroadcastPlan p;
+  p.run_stride.assign(inputs.size(), 0);
+  if (!mdims.empty()) {
+    bool unit = true;
+    for (size_t k = 0; k < inputs.size(); ++k) unit = unit && (mstrides[k].back() == 0 || mstrides[k].back() == 1);
+    if (unit) {
+      p.run = mdims.back();
+      for (size_t k = 0; k < inputs.size(); ++k) p.run_stride[k] = mstrides[k].back();
+      mdims.pop_back();
+      for (auto& s : mstrides) s.pop_back();
+    }
+  }
+  p.dims = mdims;
+  p.strides = mstrides;
+  for (int64_t d : mdims) p.outer *= d;
+  return p;
+}
+
+struct BinaryBackward : Node {
+  Binary op;
+  TensorPtr a, b;
+  Shape a_shape, b_shape;
+  bool need_a = false, need_b = false;
+  const char* name() const override { return binary_name(op); }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override;
+  void release() override { a = b = nullptr; }
+};
+
+std::vector<TensorPtr> BinaryBackward::apply(const std::vector<TensorPtr>& g) {
+  const TensorPtr& gy = g[0];
+  if (!gy) return {nullptr, nullptr};
+  TensorPtr ga, gb;
+  switch (op) {
+    case Binary::Add:
+      ga = gy, gb = gy;
+      break;
+    case Binary::Sub:
+      ga = gy, gb = need_b ? unary(Unary::Neg, gy) : nullptr;
+      break;
+    case Binary::Mul:
+      ga = need_a ? mul(gy, b) : nullptr;
+      gb = need_b ? mul(gy, a) : nullptr;
+      break;
+    case Binary::Div:
+      ga = need_a ? div(gy, b) : nullptr;
+      // d(a/b)/db = −a/b²
+      gb = need_b ? unary(Unary::Neg, div(mul(gy, a), unary(Unary::Square, b))) : nullptr;
+      break;
+    case Binary::Pow: {
+      TensorPtr y = binary(Binary::Pow, a, b);
+      // d(a^b)/da = b·a^(b−1) = b·y/a (guarded: use pow(a, b−1) directly)
+      ga = need_a ? mul(gy, mul(b, binary(Binary::Pow, a, unary(Unary::Affine, b, 1.f, -1.f)))) : nullptr;
+      gb = need_b ? mul(gy, mul(y, unary(Unary::Log, a))) : nullptr;
+      break;
+    }
+    case Binary::Maximum:
+    case Binary::Minimum: {
+      // Like PyTorch: the gradient goes to the selected input; ties split it in half.
+      TensorPtr sa = empty(broadcast_shapes("maximum", a->shape, b->shape), a->device());
+      TensorPtr aa = a, bb = b;
+      const bool is_max = op == Binary::Maximum;
+      TensorPtr share = sa;
+      // share = 1 where a wins, 0.5 at ties, 0 where b wins.
+      TensorPtr diff = sub(a, b);
+      launch("maximum_backward", [diff, share, is_max] {
+        const float* d = diff->data();
+        float* s = share->data();
+        for (int64_t i = 0, n = share->numel(); i < n; ++i)
+          s[i] = d[i] == 0.f ? 0.5f : ((d[i] > 0.f) == is_max ? 1.f : 0.f);
+      });
+      ga = need_a ? mul(gy, share) : nullptr;
+      gb = need_b ? mul(gy, unary(Unary::Affine, share, -1.f, 1.f)) : nullptr;
+      break;
+    }
+    default:
+      fail(ErrorCode::Internal, "binary backward: unknown op");
+  }
+  return {ga && need_a ? sum_to(ga, a_shape) : nullptr, gb && need_b ? sum_to(gb, b_shape) : nullptr};
+}
+
+void run_binary(Binary op, const TensorPtr& a, const TensorPtr& b, const TensorPtr& out) {
+  if (a->shape == out->shape && b->shape == out->shape) {
+    kernels::binary(op, out->numel(), a->data(), 1, b->data(), 1, out->data());
+    return;
+  }
+  const BroadcastPlan p = plan_broadcast(out->shape, {a->shape, b->shape});
+  const float* pa = a->data();
+  const float* pb = b->data();
+  float* po = out->data();
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
+  ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
+    int64_t off[2];
+    for (int64_t o = o0; o < o1; ++o) {
+      p.offsets(o, off);
+      kernels::binary(op, p.run, pa + off[0], p.run_stride[0], pb + off[1], p.run_stride[1], po + o * p.run);
+    }
+  });
+}
+
+struct WhereBackward : Node {
+  TensorPtr cond;
+  Shape a_shape, b_shape;
+  const char* name() const override { return "where"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr, nullptr, nullptr};
+    TensorPtr zero = full({1}, 0.f);
+    return {nullptr, sum_to(where(cond, g[0], zero), a_shape), sum_to(where(cond, zero, g[0]), b_shape)};
+  }
+  void release() override { cond = nullptr; }
+};
+
+struct SumToBackward : Node {
+  Shape in_shape;
+  const char* name() const override { return "broadcastTo"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    return {g[0] ? sum_to(g[0], in_shape) : nullptr};
+  }
+};
+
+}  // namespace
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    FD_CHECK(da == db || da == 1 || db == 1, ErrorCode::Shape, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+             " cannot be broadcast together");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+TensorPtr unary(Unary op, const TensorPtr& x, float a, float b) {
+  TensorPtr y = empty(x->shape, x->device());
+  launch(unary_name(op), [=] { kernels::unary(op, y->numel(), x->data(), y->data(), a, b); });
+  if (has_gradient(op) && any_requires_grad({&x})) {
+    auto node = std::make_shared<UnaryBackward>();
+    node->op = op, node->a = a, node->b = b;
+    node->x = save(x), node->y = save(y);
+    record(node, {x}, {y});
+  }
+  return y;
+}
+
+TensorPtr binary(Binary op, const TensorPtr& a, const TensorPtr& b) {
+  check_same_device(binary_name(op), a, b);
+  TensorPtr out = empty(broadcast_shapes(binary_name(op), a->shape, b->shape), a->device());
+  launch(binary_name(op), [=] { run_binary(op, a, b, out); });
+  if (any_requires_grad({&a, &b})) {
+    auto node = std::make_shared<BinaryBackward>();
+    node->op = op;
+    node->need_a = a->needs_grad(), node->need_b = b->needs_grad();
+    node->a_shape = a->shape, node->b_shape = b->shape;
+    if (op != Binary::Add && op != Binary::Sub) node->a = save(a), node->b = save(b);
+    record(node, {a, b}, {out});
+  }
+  return out;
+}
+
+TensorPtr add(const TensorPtr& a, const TensorPtr& b) { return binary(Binary::Add, a, b); }
+TensorPtr sub(const TensorPtr& a, const TensorPtr& b) { return binary(Binary::Sub, a, b); }
+TensorPtr mul(const TensorPtr& a, const TensorPtr& b) { return binary(Binary::Mul, a, b); }
+TensorPtr div(const TensorPtr& a, const TensorPtr& b) { return binary(Binary::Div, a, b); }
+TensorPtr scale(const TensorPtr& x, float s) { return unary(Unary::Affine, x, s, 0.f); }
+
+TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b) {
+  check_same_device("where", cond, a);
+  check_same_device("where", a, b);
+  const Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond->shape, a->shape), b->shape);
+  TensorPtr out = empty(shape, a->device());
+  launch("where", [=] {
+    const BroadcastPlan p = plan_broadcast(out->shape, {cond->shape, a->shape, b->shape});
+    const float *pc = cond->data(), *pa = a->data(), *pb = b->data();
+    float* po = out->data();
+    ThreadPool::global().parallel_for(p.outer, std::max<int64_t>(1, 32768 / p.run), [&](int64_t o0, int64_t o1) {
+      int64_t off[3];
+      const int64_t sc = p.run_stride[0], sa = p.run_stride[1], sb = p.run_stride[2];
+      for (int64_t o = o0; o < o1; ++o) {
+        p.offsets(o, off);
+        const float *c = pc + off[0], *x = pa + off[1], *y = pb + off[2];
+        float* dst = po + o * p.run;
+        for (int64_t i = 0; i < p.run; ++i) dst[i] = c[i * sc] != 0.f ? x[i * sa] : y[i * sb];
+      }
+    });
+  });
+  if (any_requires_grad({&a, &b})) {
+    auto node = std::make_shared<WhereBackward>();
+    node->cond = save(cond);
+    node->a_shape = a->shape, node->b_shape = b->shape;
+    record(node, {nullptr, a, b}, {out});
+  }
+  return out;
+}
+
+TensorPtr sum_to(const TensorPtr& g, const Shape& shape) {
+  if (g->shape == shape) return g;
+  std::vector<int64_t> axes;
+  const size_t lead = g->shape.size() - shape.size();
+  for (size_t i = 0; i < g->shape.size(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && g->shape[i] != 1)) axes.push_back(int64_t(i));
+  TensorPtr s = axes.empty() ? g : reduce(Reduce::Sum, g, axes, true);
+  return reshape(s, shape);
+}
+
+TensorPtr expand(const TensorPtr& x, const Shape& shape) {
+  const Shape out_shape = broadcast_shapes("broadcastTo", x->shape, shape);
+  FD_CHECK(out_shape == shape, ErrorCode::Shape, "broadcastTo: cannot broadcast ", shape_str(x->shape), " to ",
+           shape_str(shape));
+  TensorPtr out = empty(shape, x->device());
+  launch("broadcastTo", [=] {
+    const BroadcastPlan p = plan_broadcast(out->shape, {x->shape});
+    const float* px = x->data();
+    float* po = out->data();
+    ThreadPool::global().parallel_for(p.outer, std::max<int64_t>(1, 32768 / p.run), [&](int64_t o0, int64_t o1) {
+      int64_t off[1];
+      for (int64_t o = o0; o < o1; ++o) {
+        p.offsets(o, off);
+        float* dst = po + o * p.run;
+        if (p.run_stride[0]) std::copy(px + off[0], px + off[0] + p.run, dst);
+        else std::fill(dst, dst + p.run, px[off[0]]);
+      }
+    });
+  });
+  if (any_requires_grad({&x})) {
+    auto node = std::make_shared<SumToBackward>();
+    node->in_shape = x->shape;
+    record(node, {x}, {out});
+  }
+  return out;
+}
+
+}  // namespace fd::ops

@@ -1,0 +1,162 @@
+// matmul (batched, broadcasting batch dims) and linear, on kernels::sgemm.
+// Transposed operands in the backward pass are strided views, never copies.
+#include <algorithm>
+
+#include "core/stream.h"
+#include "core/threadpool.h"
+#include "kernels/gemm.h"
+#include "ops.h"
+
+namespace fd::ops {
+namespace {
+
+using kernels::MatView;
+
+// C[b] = op(A[b]) · op(B[b]) for matrices stored row-major; `ta`/`tb` read the
+// stored matrix transposed. Batch offsets come from per-batch index tables so
+// broadcast batch dims need no copies.
+struct BatchedGemm {
+  int64_t M, N, K;
+  bool ta, tb;
+  int64_t a_rows, a_cols, b_rows, b_cols;  // stored (untransposed) matrix sizes
+  std::vector<int64_t> a_off, b_off;       // per output batch: element offsets
+};
+
+void run_gemm(const BatchedGemm& g, const float* A, const float* B, float* C) {
+  const int64_t batch = int64_t(g.a_off.size());
+  const MatView av{nullptr, g.ta ? 1 : g.a_cols, g.ta ? g.a_cols : 1};
+  const MatView bv{nullptr, g.tb ? 1 : g.b_cols, g.tb ? g.b_cols : 1};
+  // Uniform strides → one batched call; otherwise loop (each sgemm is threaded).
+  bool uniform = batch > 1;
+  const int64_t sa = batch > 1 ? g.a_off[1] - g.a_off[0] : 0, sb = batch > 1 ? g.b_off[1] - g.b_off[0] : 0;
+  for (int64_t b = 1; uniform && b < batch; ++b)
+    uniform = g.a_off[b] - g.a_off[b - 1] == sa && g.b_off[b] - g.b_off[b - 1] == sb;
+  if (uniform || batch == 1) {
+    kernels::sgemm_batched(batch, g.M, g.N, g.K, 1.f, {A + g.a_off[0], av.rs, av.cs}, sa,
+                           {B + g.b_off[0], bv.rs, bv.cs}, sb, 0.f, C, g.N, g.M * g.N);
+    return;
+  }
+  for (int64_t b = 0; b < batch; ++b)
+    kernels::sgemm(g.M, g.N, g.K, 1.f, {A + g.a_off[b], av.rs, av.cs}, {B + g.b_off[b], bv.rs, bv.cs}, 0.f,
+                   C + b * g.M * g.N, g.N);
+}
+
+// Batch offsets of an operand with batch shape `own` broadcast into `out`.
+std::vector<int64_t> batch_offsets(const Shape& own, const Shape& out, int64_t matrix_size) {
+  std::vector<int64_t> offs;
+  const int64_t total = shape_numel(out);
+  const auto st = contiguous_strides(own);
+  const size_t lead = out.size() - own.size();
+  for (int64_t b = 0; b < total; ++b) {
+    int64_t rem = b, off = 0;
+    for (int64_t d = int64_t(out.size()) - 1; d >= 0; --d) {
+      const int64_t i = rem % out[d];
+      rem /= out[d];
+      if (d >= int64_t(lead) && own[d - lead] != 1) off += i * st[d - lead];
+    }
+    offs.push_back(off * matrix_size);
+  }
+  return offs;
+}
+
+struct MatmulBackward : Node {
+  TensorPtr a, b;
+  const char* name() const override { return "matmul"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr, nullptr};
+    TensorPtr ga, gb;
+    if (next[0].fn) ga = sum_to(matmul(g[0], transpose(b, -1, -2)), a->shape);
+    if (next[1].fn) gb = sum_to(matmul(transpose(a, -1, -2), g[0]), b->shape);
+    return {ga, gb};
+  }
+  void release() override { a = b = nullptr; }
+};
+
+struct LinearBackward : Node {
+  TensorPtr x, w;
+  bool has_bias;
+  const char* name() const override { return "linear"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override;
+  void release() override { x = w = nullptr; }
+};
+
+std::vector<TensorPtr> LinearBackward::apply(const std::vector<TensorPtr>& g) {
+  if (!g[0]) return {nullptr, nullptr, nullptr};
+  const int64_t K = w->shape[1], N = w->shape[0], M = x->numel() / std::max<int64_t>(K, 1);
+  TensorPtr gy = g[0], xs = x, ws = w;
+  TensorPtr gx, gw, gb;
+  if (next[0].fn) {
+    gx = empty(x->shape, x->device());
+    launch("linear_backward_input", [=] {
+      kernels::sgemm(M, K, N, 1.f, {gy->data(), N, 1}, {ws->data(), K, 1}, 0.f, gx->data(), K);
+    });
+  }
+  if (next[1].fn) {
+    gw = empty(w->shape, w->device());
+    launch("linear_backward_weight", [=] {
+      kernels::sgemm(N, K, M, 1.f, {gy->data(), 1, N}, {xs->data(), K, 1}, 0.f, gw->data(), K);
+    });
+  }
+  if (has_bias && next[2].fn) gb = reduce(Reduce::Sum, reshape(gy, {M, N}), {0}, false);
+  return {gx, gw, gb};
+}
+
+}  // namespace
+
+TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
+  check_same_device("matmul", a, b);
+  FD_CHECK(a->dim() >= 2 && b->dim() >= 2, ErrorCode::Shape, "matmul: both operands need at least 2 dims, got ",
+           shape_str(a->shape), " and ", shape_str(b->shape));
+  const int64_t M = a->shape[a->dim() - 2], K = a->shape[a->dim() - 1];
+  const int64_t K2 = b->shape[b->dim() - 2], N = b->shape[b->dim() - 1];
+  FD_CHECK(K == K2, ErrorCode::Shape, "matmul: inner dimensions differ: ", shape_str(a->shape), " @ ",
+           shape_str(b->shape));
+  const Shape ab(a->shape.begin(), a->shape.end() - 2), bb(b->shape.begin(), b->shape.end() - 2);
+  Shape batch = broadcast_shapes("matmul", ab, bb);
+  Shape shape = batch;
+  shape.push_back(M);
+  shape.push_back(N);
+  TensorPtr y = empty(shape, a->device());
+  auto plan = std::make_shared<BatchedGemm>(BatchedGemm{M, N, K, false, false, M, K, K, N,
+                                                         batch_offsets(ab, batch, M * K), batch_offsets(bb, batch, K * N)});
+  if (plan->a_off.empty()) plan->a_off = {0}, plan->b_off = {0};
+  launch("matmul", [=] {
+    if (y->numel() == 0) return;
+    run_gemm(*plan, a->data(), b->data(), y->data());
+  });
+  if (any_requires_grad({&a, &b})) {
+    auto node = std::make_shared<MatmulBackward>();
+    node->a = save(a), node->b = save(b);
+    record(node, {a, b}, {y});
+  }
+  return y;
+}
+
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) {
+  check_same_device("linear", x, w);
+  FD_CHECK(w->dim() == 2 && x->dim() >= 1 && x->shape.back() == w->shape[1], ErrorCode::Shape,
+           "linear: input ", shape_str(x->shape), " does not match weight ", shape_str(w->shape),
+           " (expected [..., in] and [out, in])");
+  const int64_t K = w->shape[1], N = w->shape[0], M = x->numel() / std::max<int64_t>(K, 1);
+  if (bias) {
+    check_same_device("linear", x, bias);
+    FD_CHECK(bias->dim() == 1 && bias->shape[0] == N, ErrorCode::Shape, "linear: bias ", shape_str(bias->shape),
+             " does not match weight ", shape_str(w->shape));
+  }
+  Shape shape = x->shape;
+  shape.back() = N;
+  TensorPtr y = empty(shape, x->device());
+  launch("linear", [=] {
+    kernels::GemmEpilogue ep;
+    ep.bias_col = bias ? bias->data() : nullptr;
+    kernels::sgemm(M, N, K, 1.f, {x->data(), K, 1}, {w->data(), 1, K}, 0.f, y->data(), N, ep);
+  });
+  if (any_requires_grad({&x, &w, &bias})) {
+    auto node = std::make_shared<LinearBackward>();
+    node->x = save(x), node->w = save(w), node->has_bias = bias != nullptr;
+    record(node, {x, w, bias}, {y});
+  }
+  return y;
+}
+
+}  // namespace fd::ops

@@ -1,0 +1,139 @@
+// Group norm (optionally fused with SiLU), layer norm and softmax.
+#include "core/stream.h"
+#include "ops.h"
+
+namespace fd::ops {
+namespace {
+
+// saved: x, gamma, beta, per-(n, g) mean and rstd
+struct GroupNormBackward : Node {
+  int64_t N, C, HW, G;
+  bool silu;
+  TensorPtr x, gamma, beta, mean, rstd;
+  const char* name() const override { return silu ? "group_norm_silu" : "group_norm"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr, nullptr, nullptr};
+    TensorPtr gy = g[0], gx = empty(x->shape, x->device());
+    TensorPtr gg = gamma && next[1].fn ? empty({C}, x->device()) : nullptr;
+    TensorPtr gb = beta && next[2].fn ? empty({C}, x->device()) : nullptr;
+    const int64_t n = N, c = C, hw = HW, groups = G;
+    const bool fuse = silu;
+    TensorPtr xs = x, gm = gamma, bt = beta, mu = mean, rs = rstd;
+    launch(name(), [=] {
+      kernels::group_norm_backward(n, c, hw, groups, xs->data(), gm ? gm->data() : nullptr, bt ? bt->data() : nullptr,
+                                   fuse, mu->data(), rs->data(), gy->data(), gx->data(), gg ? gg->data() : nullptr,
+                                   gb ? gb->data() : nullptr);
+    });
+    return {gx, gg, gb};
+  }
+  void release() override { x = gamma = beta = mean = rstd = nullptr; }
+};
+
+struct LayerNormBackward : Node {
+  int64_t M, D;
+  TensorPtr x, gamma, mean, rstd;
+  bool has_beta;
+  const char* name() const override { return "layer_norm"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr, nullptr, nullptr};
+    TensorPtr gy = g[0], gx = empty(x->shape, x->device());
+    TensorPtr gg = gamma && next[1].fn ? empty({D}, x->device()) : nullptr;
+    TensorPtr gb = has_beta && next[2].fn ? empty({D}, x->device()) : nullptr;
+    const int64_t m = M, d = D;
+    TensorPtr xs = x, gm = gamma, mu = mean, rs = rstd;
+    launch("layer_norm_backward", [=] {
+      kernels::layer_norm_backward(m, d, xs->data(), gm ? gm->data() : nullptr, mu->data(), rs->data(), gy->data(),
+                                   gx->data(), gg ? gg->data() : nullptr, gb ? gb->data() : nullptr);
+    });
+    return {gx, gg, gb};
+  }
+  void release() override { x = gamma = mean = rstd = nullptr; }
+};
+
+struct SoftmaxBackward : Node {
+  TensorPtr y;
+  bool log;
+  const char* name() const override { return log ? "log_softmax" : "softmax"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr};
+    TensorPtr gy = g[0], ys = y, gx = empty(y->shape, y->device());
+    const bool lg = log;
+    const int64_t D = y->shape.back(), M = y->numel() / std::max<int64_t>(D, 1);
+    launch(name(), [=] { kernels::softmax_backward(M, D, ys->data(), gy->data(), gx->data(), lg); });
+    return {gx};
+  }
+  void release() override { y = nullptr; }
+};
+
+void check_affine(const char* op, const TensorPtr& x, const TensorPtr& p, int64_t n, const char* what) {
+  if (!p) return;
+  check_same_device(op, x, p);
+  FD_CHECK(p->dim() == 1 && p->shape[0] == n, ErrorCode::Shape, op, ": ", what, " ", shape_str(p->shape),
+           " does not match ", n, " features of input ", shape_str(x->shape));
+}
+
+}  // namespace
+
+TensorPtr group_norm(const TensorPtr& x, int64_t groups, const TensorPtr& gamma, const TensorPtr& beta, float eps,
+                     bool silu) {
+  const char* op = silu ? "group_norm_silu" : "group_norm";
+  FD_CHECK(x->dim() >= 2, ErrorCode::Shape, op, ": expected [N, C, ...], got ", shape_str(x->shape));
+  const int64_t N = x->shape[0], C = x->shape[1], HW = x->numel() / std::max<int64_t>(N * C, 1);
+  FD_CHECK(groups >= 1 && C % groups == 0, ErrorCode::Shape, op, ": ", C, " channels of ", shape_str(x->shape),
+           " are not divisible into ", groups, " groups");
+  check_affine(op, x, gamma, C, "weight");
+  check_affine(op, x, beta, C, "bias");
+  TensorPtr y = empty(x->shape, x->device());
+  TensorPtr mean = empty({N * groups}, x->device()), rstd = empty({N * groups}, x->device());
+  launch(op, [=] {
+    kernels::group_norm_forward(N, C, HW, groups, eps, x->data(), gamma ? gamma->data() : nullptr,
+                                beta ? beta->data() : nullptr, silu, y->data(), mean->data(), rstd->data());
+  });
+  if (any_requires_grad({&x, &gamma, &beta})) {
+    auto node = std::make_shared<GroupNormBackward>();
+    node->N = N, node->C = C, node->HW = HW, node->G = groups, node->silu = silu;
+    node->x = save(x), node->gamma = save(gamma), node->beta = save(beta), node->mean = mean, node->rstd = rstd;
+    record(node, {x, gamma, beta}, {y});
+  }
+  return y;
+}
+
+TensorPtr layer_norm(const TensorPtr& x, const TensorPtr& gamma, const TensorPtr& beta, float eps) {
+  FD_CHECK(x->dim() >= 1, ErrorCode::Shape, "layer_norm: input must have at least 1 dim");
+  const int64_t D = x->shape.back(), M = x->numel() / std::max<int64_t>(D, 1);
+  check_affine("layer_norm", x, gamma, D, "weight");
+  check_affine("layer_norm", x, beta, D, "bias");
+  TensorPtr y = empty(x->shape, x->device());
+  TensorPtr mean = empty({M}, x->device()), rstd = empty({M}, x->device());
+  launch("layer_norm", [=] {
+    kernels::layer_norm_forward(M, D, eps, x->data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr,
+                                y->data(), mean->data(), rstd->data());
+  });
+  if (any_requires_grad({&x, &gamma, &beta})) {
+    auto node = std::make_shared<LayerNormBackward>();
+    node->M = M, node->D = D, node->has_beta = beta != nullptr;
+    node->x = save(x), node->gamma = save(gamma), node->mean = mean, node->rstd = rstd;
+    record(node, {x, gamma, beta}, {y});
+  }
+  return y;
+}
+
+TensorPtr softmax(const TensorPtr& x, int64_t axis_in, bool log) {
+  const int64_t axis = normalize_axis(log ? "log_softmax" : "softmax", axis_in, x->dim());
+  if (axis != x->dim() - 1) {
+    // Move the axis last, normalize, move it back (autograd follows the permutes).
+    TensorPtr moved = transpose(x, axis, -1);
+    return transpose(softmax(moved, -1, log), axis, -1);
+  }
+  const int64_t D = x->dim() ? x->shape.back() : 1, M = x->numel() / std::max<int64_t>(D, 1);
+  TensorPtr y = empty(x->shape, x->device());
+  launch(log ? "log_softmax" : "softmax", [=] { kernels::softmax_forward(M, D, x->data(), y->data(), log); });
+  if (any_requires_grad({&x})) {
+    auto node = std::make_shared<SoftmaxBackward>();
+    node->y = save(y), node->log = log;
+    record(node, {x}, {y});
+  }
+  return y;
+}
+
+}  // namespace fd::ops

@@ -1,0 +1,104 @@
+// The op set. Every op validates shapes (throwing fd::Error naming the op and the
+// shapes), allocates its output, enqueues its kernel on the current stream and,
+// when an input needs a gradient, records its Node (defined beside the forward in
+// the same ops/<family>.cc file).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/tensor.h"
+#include "kernels/vector.h"
+
+namespace fd::ops {
+
+using kernels::Binary;
+using kernels::Unary;
+
+// ---- creation (creation.cc) ----
+TensorPtr from_data(const float* data, const Shape& shape);
+TensorPtr full(const Shape& shape, float value);
+TensorPtr arange(double start, double end, double step);
+TensorPtr rand(const Shape& shape, uint64_t seed, uint64_t offset, float low, float high);
+TensorPtr randn(const Shape& shape, uint64_t seed, uint64_t offset, float mean, float stddev);
+TensorPtr contiguous_copy(const TensorPtr& t);  // a new storage with the same values (recorded: clone)
+
+// ---- elementwise (elementwise.cc) ----
+TensorPtr unary(Unary op, const TensorPtr& x, float a = 0.f, float b = 0.f);
+TensorPtr binary(Binary op, const TensorPtr& a, const TensorPtr& b);
+TensorPtr add(const TensorPtr& a, const TensorPtr& b);
+TensorPtr sub(const TensorPtr& a, const TensorPtr& b);
+TensorPtr mul(const TensorPtr& a, const TensorPtr& b);
+TensorPtr div(const TensorPtr& a, const TensorPtr& b);
+TensorPtr scale(const TensorPtr& x, float s);  // s·x
+TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b);  // cond ≠ 0 ? a : b
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+// Sums g over the broadcast dimensions so it has `shape` (the backward of broadcasting).
+TensorPtr sum_to(const TensorPtr& g, const Shape& shape);
+TensorPtr expand(const TensorPtr& x, const Shape& shape);  // broadcastTo (copies)
+
+// ---- reductions (reduce.cc) ----
+enum class Reduce { Sum, Mean, Max, Min };
+TensorPtr reduce(Reduce kind, const TensorPtr& x, std::vector<int64_t> axes, bool keepdim);
+TensorPtr var(const TensorPtr& x, std::vector<int64_t> axes, bool keepdim, int64_t correction);
+TensorPtr norm(const TensorPtr& x);  // global L2 norm, a scalar
+
+// ---- shape (shape.cc) ----
+TensorPtr reshape(const TensorPtr& x, Shape shape);  // free: shares storage; one -1 allowed
+TensorPtr permute(const TensorPtr& x, const std::vector<int64_t>& perm);
+TensorPtr transpose(const TensorPtr& x, int64_t a, int64_t b);
+TensorPtr concat(const std::vector<TensorPtr>& xs, int64_t axis);
+TensorPtr slice(const TensorPtr& x, int64_t axis, int64_t start, int64_t end);
+std::vector<TensorPtr> split(const TensorPtr& x, const std::vector<int64_t>& sizes, int64_t axis);
+TensorPtr pad(const TensorPtr& x, const std::vector<int64_t>& pads, float value);  // pads: (before, after) per dim from the last
+
+// ---- linear algebra (matmul.cc) ----
+TensorPtr matmul(const TensorPtr& a, const TensorPtr& b);
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias);  // x·wᵀ + b; bias may be null
+
+// ---- convolution and pooling (conv.cc, resize.cc) ----
+TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, int64_t stride_h, int64_t stride_w,
+                 int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t groups);
+TensorPtr upsample_nearest2d(const TensorPtr& x, int64_t scale_h, int64_t scale_w);
+TensorPtr avg_pool2d(const TensorPtr& x, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w);
+enum class ResizeMode { Bilinear, Bicubic };
+TensorPtr resize(const TensorPtr& x, int64_t out_h, int64_t out_w, ResizeMode mode);
+
+// ---- normalization, activations, attention (norm.cc, attention.cc) ----
+TensorPtr group_norm(const TensorPtr& x, int64_t groups, const TensorPtr& gamma, const TensorPtr& beta, float eps,
+                     bool silu);
+TensorPtr layer_norm(const TensorPtr& x, const TensorPtr& gamma, const TensorPtr& beta, float eps);
+TensorPtr softmax(const TensorPtr& x, int64_t axis, bool log);
+TensorPtr attention(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, float scale);
+
+// ---- embeddings, dropout, losses (embed.cc) ----
+TensorPtr timestep_embedding(const TensorPtr& t, int64_t dim, bool flip_sin_to_cos, float downscale_freq_shift,
+                             float scale, float max_period);
+TensorPtr embedding(const TensorPtr& weight, const std::vector<int32_t>& labels);
+TensorPtr dropout(const TensorPtr& x, float p, uint64_t seed, uint64_t offset);
+enum class LossReduction { Mean, Sum, None };
+TensorPtr mse_loss(const TensorPtr& a, const TensorPtr& b, LossReduction reduction);
+
+// ---- stream-side checks (checks.cc): failures surface at the next sync ----
+void check_finite(const TensorPtr& x, const std::string& what);
+
+// ---- optimizers (optim.cc): fused, in place, not recorded ----
+struct OptimGroup {
+  std::vector<TensorPtr> params;
+  std::vector<TensorPtr> state1;  // Adam m / SGD momentum buffer
+  std::vector<TensorPtr> state2;  // Adam v
+};
+struct StepOptions {
+  float max_grad_norm = 0.f;  // > 0: clip by global norm
+  bool sanitize = false;       // replace NaN/Inf gradients by 0 first
+  TensorPtr stats;             // optional [3] output: grad norm before clipping, clip scale, non-finite count
+};
+void adam_step(OptimGroup& group, const kernels::AdamParams& hyper, const StepOptions& options);
+void sgd_step(OptimGroup& group, float lr, float momentum, float weight_decay, bool nesterov,
+              const StepOptions& options);
+void ema_update(const std::vector<TensorPtr>& ema, const std::vector<TensorPtr>& params, float decay);
+void copy_(const TensorPtr& dst, const TensorPtr& src);  // dst ← src values (in place, not recorded)
+
+}  // namespace fd::ops

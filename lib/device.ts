@@ -1,0 +1,32 @@
+// What the machine offers and how the engine uses it.
+import { argumentError } from "./errors";
+import { native, type CpuInfo, type CudaInfo, type Isa } from "./native";
+
+export interface Devices {
+  cpu: CpuInfo;
+  cuda: CudaInfo;
+}
+
+/** CPU features and threads, and CUDA devices (or why there are none). */
+export function devices(): Devices {
+  return { cpu: native.cpuInfo(), cuda: native.cudaInfo() };
+}
+
+/** Threads of the one kernel thread pool (default: FASTDIFF_NUM_THREADS or all cores). */
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw argumentError("setNumThreads", `threads must be a positive integer, got ${String(n)}`);
+  native.setNumThreads(n);
+}
+
+/** The kernel variant in use: "scalar" (the reference), "avx2" or "avx512". */
+export function getIsa(): Isa {
+  return native.getIsa();
+}
+/** Pins the kernel variant (e.g. to compare a SIMD kernel with the scalar reference). */
+export function setIsa(isa: Isa): void {
+  native.setIsa(isa);
+}
+export type { Isa, CpuInfo, CudaInfo };

@@ -1,0 +1,10 @@
+// fastdiff's public surface.
+export { FastdiffError, type ErrorCode } from "./errors";
+export { Tensor, type Shape, type Operand } from "./tensor";
+export * from "./ops";
+export { noGrad, isGradEnabled } from "./autograd";
+export { scope, keep, memory, emptyCache, synchronize } from "./memory";
+export { Generator, manualSeed, type Seed, type RandomOptions } from "./random";
+export { Adam, AdamW, SGD, EMA, type AdamOptions, type SGDOptions, type EMAOptions, type StepStats } from "./optim";
+export { devices, getNumThreads, setNumThreads, getIsa, setIsa, type Devices, type Isa } from "./device";
+export type { MemoryInfo, CpuInfo, CudaInfo } from "./native";

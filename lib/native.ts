@@ -1,0 +1,137 @@
+// The typed boundary to the addon: nothing else in lib/ touches the binding directly.
+import * as path from "node:path";
+import nodeGypBuild from "node-gyp-build";
+import { FastdiffError } from "./errors";
+
+/** Opaque handle of a native tensor. */
+export interface NativeTensor {
+  shape(): number[];
+  disposed(): boolean;
+  dispose(): void;
+  dataSync(): Float32Array;
+  data(): Promise<Float32Array>;
+  requiresGrad(): boolean;
+  setRequiresGrad(value: boolean): void;
+  isLeaf(): boolean;
+  grad(): NativeTensor | null;
+  setGrad(grad: NativeTensor | null): void;
+  gradFn(): string | null;
+  detach(): NativeTensor;
+  backward(gradient?: NativeTensor | null, retainGraph?: boolean): void;
+  id(): number;
+}
+
+type T = NativeTensor;
+type Seed = number | bigint;
+
+export interface MemoryInfo {
+  /** Tensor handles alive in this thread (not yet disposed or collected). */
+  liveTensors: number;
+  /** Bytes held by live tensor storage (process-wide, including tensors kept by queued kernels and autograd). */
+  bytes: number;
+  blocks: number;
+  /** Freed bytes the caching allocator keeps for reuse. */
+  cachedBytes: number;
+  peakBytes: number;
+}
+
+export interface CpuInfo {
+  brand: string;
+  bestIsa: Isa;
+  activeIsa: Isa;
+  threads: number;
+  synchronous: boolean;
+  features: Record<"avx2" | "fma" | "f16c" | "avx512f" | "avx512bw" | "avx512vl" | "avx512dq" | "avx512bf16", boolean>;
+}
+
+export interface CudaInfo {
+  compiled: boolean;
+  available: boolean;
+  reason: string;
+  devices: { index: number; name: string; computeCapability: string; memoryBytes: number }[];
+}
+
+export type Isa = "scalar" | "avx2" | "avx512";
+
+export interface Binding {
+  NativeTensor: new () => NativeTensor;
+  setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  memory(): MemoryInfo;
+  emptyCache(): void;
+  synchronize(): void;
+  getNumThreads(): number;
+  setNumThreads(n: number): void;
+  getIsa(): Isa;
+  setIsa(isa: Isa): void;
+  cpuInfo(): CpuInfo;
+  cudaInfo(): CudaInfo;
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  philoxBlock(seed: Seed, counter: Seed): number[];
+
+  fromData(data: Float32Array, shape: number[]): T;
+  full(shape: number[], value: number): T;
+  arange(start: number, end: number, step: number): T;
+  rand(shape: number[], seed: Seed, offset: Seed, low: number, high: number): T;
+  randn(shape: number[], seed: Seed, offset: Seed, mean: number, std: number): T;
+  clone(x: T): T;
+  copy_(dst: T, src: T): void;
+  unary(op: string, x: T, a?: number, b?: number): T;
+  binary(op: string, a: T, b: T): T;
+  where(cond: T, a: T, b: T): T;
+  broadcastTo(x: T, shape: number[]): T;
+  reduce(kind: "sum" | "mean" | "max" | "min", x: T, axes: number[], keepdim: boolean): T;
+  var(x: T, axes: number[], keepdim: boolean, correction: number): T;
+  norm(x: T): T;
+  reshape(x: T, shape: number[]): T;
+  permute(x: T, axes: number[]): T;
+  concat(xs: T[], axis: number): T;
+  slice(x: T, axis: number, start: number, end: number): T;
+  split(x: T, sizes: number[], axis: number): T[];
+  pad(x: T, pads: number[], value: number): T;
+  matmul(a: T, b: T): T;
+  linear(x: T, w: T, b: T | null): T;
+  conv2d(x: T, w: T, b: T | null, stride: number[], padding: number[], dilation: number[], groups: number): T;
+  upsampleNearest2d(x: T, scaleH: number, scaleW: number): T;
+  avgPool2d(x: T, kh: number, kw: number, sh: number, sw: number): T;
+  resize(x: T, height: number, width: number, mode: "bilinear" | "bicubic"): T;
+  groupNorm(x: T, groups: number, w: T | null, b: T | null, eps: number, silu: boolean): T;
+  layerNorm(x: T, w: T | null, b: T | null, eps: number): T;
+  softmax(x: T, axis: number, log: boolean): T;
+  attention(q: T, k: T, v: T, scale: number): T;
+  timestepEmbedding(t: T, dim: number, flip: boolean, shift: number, scale: number, maxPeriod: number): T;
+  embedding(w: T, labels: number[]): T;
+  dropout(x: T, p: number, seed: Seed, offset: Seed): T;
+  mseLoss(a: T, b: T, reduction: "mean" | "sum" | "none"): T;
+  checkFinite(x: T, name: string): void;
+  adamStep(
+    params: T[], m: T[], v: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number,
+    decoupled: boolean, step: number, maxGradNorm: number, sanitize: boolean, stats: T | null,
+  ): void;
+  sgdStep(
+    params: T[], buffers: T[], lr: number, momentum: number, weightDecay: number, nesterov: boolean,
+    maxGradNorm: number, sanitize: boolean, stats: T | null,
+  ): void;
+  emaUpdate(ema: T[], params: T[], decay: number): void;
+}
+
+/** The package root (dist/ sits one level below it; so does lib/ under ts-jest/swc). */
+export const packageRoot = path.resolve(__dirname, "..");
+
+function load(): Binding {
+  try {
+    return nodeGypBuild(packageRoot) as Binding;
+  } catch (cause) {
+    const where = `${process.platform}-${process.arch}, Node ${process.versions.node}, N-API ${process.versions.napi}`;
+    const err = new FastdiffError(
+      "ERR_NO_BINARY",
+      `fastdiff: no native binary for ${where} in ${packageRoot} (prebuilds/ or build/Release/). ` +
+        `Build one from the package folder with "npx fastdiff build" or "npx cmake-js compile" ` +
+        `(needs cmake >= 3.18 and a C++17 compiler). Cause: ${(cause as Error).message.split("\n")[0]}`,
+    );
+    throw err;
+  }
+}
+
+export const native: Binding = load();
+native.setErrorClass(FastdiffError);

@@ -1,0 +1,122 @@
+// Shared test utilities: a safetensors reader for the golden files, error
+// measures, seeded host random numbers and a directional finite-difference check.
+import * as fs from "node:fs";
+import * as fd from "../lib";
+
+export interface Loaded {
+  tensors: Map<string, { shape: number[]; data: Float64Array }>;
+  metadata: Record<string, string>;
+}
+
+/** Minimal safetensors reader (F32/F64/I64) for test fixtures. */
+export function readSafetensors(file: string): Loaded {
+  const buf = fs.readFileSync(file);
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString("utf8")) as Record<string, any>;
+  const base = 8 + headerLen;
+  const tensors = new Map<string, { shape: number[]; data: Float64Array }>();
+  for (const [name, info] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const [b, e] = info.data_offsets as [number, number];
+    const raw = buf.subarray(base + b, base + e);
+    const ab = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
+    let data: Float64Array;
+    if (info.dtype === "F32") data = Float64Array.from(new Float32Array(ab));
+    else if (info.dtype === "F64") data = new Float64Array(ab);
+    else if (info.dtype === "I64") data = Float64Array.from(new BigInt64Array(ab), Number);
+    else throw new Error(`unsupported dtype ${info.dtype}`);
+    tensors.set(name, { shape: info.shape, data });
+  }
+  return { tensors, metadata: header.__metadata__ ?? {} };
+}
+
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; ++i) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
+
+/** max |a − b| / max(1, max |b|). */
+export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  let s = 1;
+  for (let i = 0; i < a.length; ++i) {
+    m = Math.max(m, Math.abs(a[i]! - b[i]!));
+    s = Math.max(s, Math.abs(b[i]!));
+  }
+  return m / s;
+}
+
+/** Deterministic host RNG (mulberry32) for test inputs independent of the engine's RNG. */
+export function hostRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomTensor(shape: number[], seed: number, scale = 1, offset = 0): fd.Tensor {
+  const r = hostRandom(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; ++i) v[i] = offset + scale * (2 * r() - 1);
+  return fd.tensor(v, shape);
+}
+
+/**
+ * Checks the gradients of L = Σ f(inputs)·w (w random) against central
+ * differences along random directions: ⟨∇L, v⟩ ≈ (L(x + hv) − L(x − hv)) / 2h,
+ * evaluated in float32 with h chosen for it. Returns the worst relative error.
+ */
+export function gradcheck(
+  f: (...xs: fd.Tensor[]) => fd.Tensor,
+  inputs: fd.Tensor[],
+  options: { h?: number; directions?: number; seed?: number; wrt?: number[] } = {},
+): number {
+  const h = options.h ?? 1e-2;
+  const wrt = options.wrt ?? inputs.map((_, i) => i);
+  const rand = hostRandom(options.seed ?? 7);
+  return fd.scope(() => {
+    const xs = inputs.map((x) => x.detach().clone());
+    const out0 = fd.noGrad(() => f(...xs));
+    const w = randomTensor(out0.shape, 99);
+    const loss = (vals: fd.Tensor[]): number => fd.noGrad(() => fd.sum(fd.mul(f(...vals), w)).item());
+    for (const i of wrt) xs[i]!.requiresGrad = true;
+    fd.sum(fd.mul(f(...xs), w)).backward();
+    const grads = xs.map((x, i) => (wrt.includes(i) ? x.grad!.dataSync() : null));
+    let worst = 0;
+    for (let d = 0; d < (options.directions ?? 3); ++d) {
+      const dirs = xs.map((x, i) => (wrt.includes(i) ? Float32Array.from({ length: x.size }, () => 2 * rand() - 1) : null));
+      const shifted = (sign: number): fd.Tensor[] =>
+        xs.map((x, i) => {
+          const v = dirs[i];
+          if (!v) return x.detach();
+          const base = x.dataSync();
+          return fd.tensor(base.map((b, k) => b + sign * h * v[k]!), x.shape);
+        });
+      const numeric = (loss(shifted(1)) - loss(shifted(-1))) / (2 * h);
+      let analytic = 0;
+      let scale = 0;
+      xs.forEach((_, i) => {
+        const g = grads[i];
+        const v = dirs[i];
+        if (!g || !v) return;
+        for (let k = 0; k < g.length; ++k) {
+          analytic += g[k]! * v[k]!;
+          scale += Math.abs(g[k]! * v[k]!);
+        }
+      });
+      worst = Math.max(worst, Math.abs(numeric - analytic) / Math.max(scale, 1e-3));
+    }
+    return worst;
+  });
+}
