@@ -20,7 +20,8 @@ Napi::Value entry(Info info) {
   });
 }
 
-ops::Unary unary_op(const Args& a, size_t i) {
+// Returns the op's table name (static storage) so errors name "exp", not "unary".
+const char* unary_op(const Args& a, size_t i, ops::Unary* out) {
   static const std::pair<const char*, ops::Unary> table[] = {
       {"neg", ops::Unary::Neg},         {"exp", ops::Unary::Exp},           {"log", ops::Unary::Log},
       {"sqrt", ops::Unary::Sqrt},       {"rsqrt", ops::Unary::Rsqrt},       {"abs", ops::Unary::Abs},
@@ -31,17 +32,17 @@ ops::Unary unary_op(const Args& a, size_t i) {
       {"isnan", ops::Unary::IsNan},     {"nan_to_num", ops::Unary::NanToNum}};
   const std::string name = a.string(i, "op");
   for (const auto& [n, op] : table)
-    if (name == n) return op;
+    if (name == n) return *out = op, n;
   fail(ErrorCode::Argument, "unary: unknown op '", name, "'");
 }
 
-ops::Binary binary_op(const Args& a, size_t i) {
+const char* binary_op(const Args& a, size_t i, ops::Binary* out) {
   static const std::pair<const char*, ops::Binary> table[] = {
       {"add", ops::Binary::Add}, {"sub", ops::Binary::Sub}, {"mul", ops::Binary::Mul}, {"div", ops::Binary::Div},
       {"pow", ops::Binary::Pow}, {"maximum", ops::Binary::Maximum}, {"minimum", ops::Binary::Minimum}};
   const std::string name = a.string(i, "op");
   for (const auto& [n, op] : table)
-    if (name == n) return op;
+    if (name == n) return *out = op, n;
   fail(ErrorCode::Argument, "binary: unknown op '", name, "'");
 }
 
@@ -74,12 +75,14 @@ Napi::Value Copy(const Args& a) {
 }
 
 // ---- elementwise ----
-Napi::Value Unary(const Args& a) {
-  const ops::Unary op = unary_op(a, 0);
+Napi::Value Unary(const Args& args) {
+  ops::Unary op;
+  const Args a{args.info, unary_op(args, 0, &op)};
   return wrap(a.env(), ops::unary(op, a.tensor(1, "x"), float(a.number_or(2, "a", 0)), float(a.number_or(3, "b", 0))));
 }
-Napi::Value Binary(const Args& a) {
-  const ops::Binary op = binary_op(a, 0);
+Napi::Value Binary(const Args& args) {
+  ops::Binary op;
+  const Args a{args.info, binary_op(args, 0, &op)};
   return wrap(a.env(), ops::binary(op, a.tensor(1, "a"), a.tensor(2, "b")));
 }
 Napi::Value Where(const Args& a) {

@@ -120,3 +120,53 @@ export function gradcheck(
     return worst;
   });
 }
+
+/**
+ * `gradcheck` with the shifted inputs built as this realm's Float32Array: under
+ * jest, dataSync() returns the addon's (main-realm) Float32Array, which
+ * `fd.tensor` rejects (`instanceof Float32Array` is realm-specific), so
+ * `gradcheck`'s `base.map(...)` fails with "data must be a Float32Array".
+ */
+export function gradcheckF32(
+  f: (...xs: fd.Tensor[]) => fd.Tensor,
+  inputs: fd.Tensor[],
+  options: { h?: number; directions?: number; seed?: number; wrt?: number[] } = {},
+): number {
+  const h = options.h ?? 1e-2;
+  const wrt = options.wrt ?? inputs.map((_, i) => i);
+  const rand = hostRandom(options.seed ?? 7);
+  return fd.scope(() => {
+    const xs = inputs.map((x) => x.detach().clone());
+    const out0 = fd.noGrad(() => f(...xs));
+    const w = randomTensor(out0.shape, 99);
+    const loss = (vals: fd.Tensor[]): number => fd.noGrad(() => fd.sum(fd.mul(f(...vals), w)).item());
+    for (const i of wrt) xs[i]!.requiresGrad = true;
+    fd.sum(fd.mul(f(...xs), w)).backward();
+    const grads = xs.map((x, i) => (wrt.includes(i) ? x.grad!.dataSync() : null));
+    let worst = 0;
+    for (let d = 0; d < (options.directions ?? 3); ++d) {
+      const dirs = xs.map((x, i) => (wrt.includes(i) ? Float32Array.from({ length: x.size }, () => 2 * rand() - 1) : null));
+      const shifted = (sign: number): fd.Tensor[] =>
+        xs.map((x, i) => {
+          const v = dirs[i];
+          if (!v) return x.detach();
+          const base = x.dataSync();
+          return fd.tensor(Float32Array.from(base, (b, k) => b + sign * h * v[k]!), x.shape);
+        });
+      const numeric = (loss(shifted(1)) - loss(shifted(-1))) / (2 * h);
+      let analytic = 0;
+      let scale = 0;
+      xs.forEach((_, i) => {
+        const g = grads[i];
+        const v = dirs[i];
+        if (!g || !v) return;
+        for (let k = 0; k < g.length; ++k) {
+          analytic += g[k]! * v[k]!;
+          scale += Math.abs(g[k]! * v[k]!);
+        }
+      });
+      worst = Math.max(worst, Math.abs(numeric - analytic) / Math.max(scale, 1e-3));
+    }
+    return worst;
+  });
+}

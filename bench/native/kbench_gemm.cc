@@ -220,7 +220,12 @@ void run_checks(bool quick) {
   check_conv(cs(2, 35, 16, 17, 40, 3, 3, 1, 1, 1, 1), true);
   check_conv(cs(1, 2, 5, 5, 3, 3, 3, 1, 2, 1, 1), true);  // pad > 1 with tiny image
   check_conv(cs(4, 6, 5, 40, 6, 1, 3, 1, 1, 1, 3), true);  // non-square kernel w/ groups
-  if (!quick) check_conv(cs(2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1), true);
+  if (!quick) {
+    check_conv(cs(2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1), true);
+    check_conv(cs(3, 35, 20, 19, 40, 3, 3, 1, 1, 1, 1), true);   // odd batch: threads split inside the GEMM
+    check_conv(cs(3, 32, 21, 22, 48, 3, 3, 2, 1, 1, 2), true);   // strided, grouped
+    check_conv(cs(1, 200, 9, 9, 180, 3, 3, 1, 1, 1, 1), false);  // M > mc (several row blocks)
+  }
   std::printf("checks: %d, failures: %d\n", checks, failures);
 }
 

@@ -32,7 +32,7 @@ class Stream {
   uint64_t last_ticket() const;
   bool synchronous() const { return synchronous_; }
 
-  static constexpr int kMaxPending = 4096;
+  static constexpr int kMaxPending = 1024;
 
   struct Impl;
 

@@ -48,8 +48,7 @@ struct ThreadPool::Impl {
   int job_threads = 0;
   int threads = 1;
 
-  void worker_loop(int tid) {
-    uint64_t seen = 0;
+  void worker_loop(int tid, uint64_t seen) {
     tls_in_parallel = true;
     for (;;) {
       uint64_t gen = generation.load(std::memory_order_acquire);
@@ -73,7 +72,9 @@ struct ThreadPool::Impl {
   void start(int n) {
     threads = n;
     stop = false;
-    for (int tid = 1; tid < n; ++tid) workers.emplace_back([this, tid] { worker_loop(tid); });
+    // New workers start from the current generation: earlier jobs are not theirs.
+    const uint64_t now = generation.load(std::memory_order_acquire);
+    for (int tid = 1; tid < n; ++tid) workers.emplace_back([this, tid, now] { worker_loop(tid, now); });
   }
 
   void shutdown() {

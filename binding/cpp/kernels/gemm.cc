@@ -118,8 +118,8 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   };
   if (M <= MC || B.kind == 1) {
     // One row block (e.g. conv layers, OC ≤ mc) or implicit im2col: pack A per row
-    // block, then for each B panel either run the direct conv kernel (B read from the
-    // image) or pack the panel just before its micro-tiles so it stays in L1.
+    // block, then pack each B panel just before its micro-tiles so it is written and
+    // read in L1 (no large packed-B block streaming through L2).
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = min64(KC, K - pc);
       epi.first = pc == 0;
@@ -129,10 +129,6 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
         for (int64_t jr = n0; jr < n1; jr += NR) {
           const int n = static_cast<int>(min64(NR, n1 - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jr : nullptr;
-          epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
-          if (B.kind == 1 && ks.conv_panel &&
-              ks.conv_panel(B.conv, pc, kc, jr, n, abuf, mc, C + ic * ldc + jr, ldc, &epi))
-            continue;
           pack_b_block(pc, kc, jr, n, bbuf);
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(min64(MR, mc - ir));

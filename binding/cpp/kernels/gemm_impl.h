@@ -67,11 +67,6 @@ struct KernelSet {
   // dst[hp][wp][c] (Hp × Wp × C) = x[c][hp − ph][wp − pw], 0 outside the image.
   void (*to_nhwc)(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t Hp, int64_t Wp,
                   float* dst);
-  // Optional direct conv panel (B read from the image, no packing): C[0:mc, j0:j0+n)
-  // for K block [k0, k0+kc) from the packed A block; e->bias_row points at row 0 of
-  // the block. Returns false when the geometry needs the packing path. May be null.
-  bool (*conv_panel)(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n, const float* apack, int64_t mc,
-                     float* c, int64_t ldc, const MicroEpi* e);
 };
 
 namespace avx2 {

@@ -215,7 +215,7 @@ struct Seg {
   int64_t off, a, b, len;
 };
 
-void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+void pack_b_conv_generic(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
   const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
   for (int64_t jp = 0; jp < nc; jp += NR) {
     const int64_t n = nc - jp < NR ? nc - jp : NR;
@@ -267,6 +267,86 @@ void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n
           kh = 0;
           ++c;
         }
+      }
+    }
+  }
+}
+
+constexpr int kMaxKK = 64;    // table path: kernels up to 64 taps
+constexpr int kMaxParts = 2;  // and at most 2 row runs per 8-lane half
+
+struct Part {
+  int64_t off;   // source offset of lane 0 relative to the channel base
+  __m256i mask;  // lanes taken from this run
+};
+
+// Implicit im2col, stride 1 along W: per-tap (offset, mask) pairs computed once per
+// panel; each packed row is then 1–2 masked loads per 8 lanes (masked-out lanes
+// read as 0 and are not accessed). Other geometries use the generic packer.
+void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+  if (s->sw != 1 || KK > kMaxKK) return pack_b_conv_generic(s, k0, kc, j0, nc, dst);
+  Part tab[kMaxKK][2][kMaxParts];
+  for (int64_t jp = 0; jp < nc; jp += NR) {
+    const int64_t n = nc - jp < NR ? nc - jp : NR;
+    float* d = dst + jp * kc;
+    Seg seg[NR];
+    int nseg = 0;
+    {
+      int64_t j = j0 + jp, oh = j / s->OW, ow = j % s->OW, off = 0;
+      while (off < n) {
+        const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
+        seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow - s->pw, len};
+        off += len;
+        ++oh;
+        ow = 0;
+      }
+    }
+    bool ok = true;
+    for (int64_t r = 0; r < KK && ok; ++r) {
+      const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;
+      int cnt[2] = {0, 0};
+      for (int q = 0; q < nseg && ok; ++q) {
+        const int64_t ih = seg[q].a + dh;
+        if (ih < 0 || ih >= s->H) continue;
+        const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
+        const int64_t lo = iw0 < 0 ? -iw0 : 0;
+        const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
+        if (lo >= hi) continue;
+        const int64_t p0 = seg[q].off + lo, p1 = seg[q].off + hi;
+        for (int h = 0; h < 2; ++h) {
+          const int64_t a = p0 > 8 * h ? p0 : 8 * h, b = p1 < 8 * h + 8 ? p1 : 8 * h + 8;
+          if (a >= b) continue;
+          if (cnt[h] == kMaxParts) {
+            ok = false;
+            break;
+          }
+          alignas(32) int32_t m[8];
+          for (int l = 0; l < 8; ++l) m[l] = (8 * h + l >= a && 8 * h + l < b) ? -1 : 0;
+          tab[r][h][cnt[h]++] = Part{ih * s->W + iw0 - seg[q].off + 8 * h,
+                                     _mm256_load_si256(reinterpret_cast<const __m256i*>(m))};
+        }
+      }
+      for (int h = 0; h < 2; ++h)
+        for (int q = cnt[h]; q < kMaxParts; ++q) tab[r][h][q] = Part{0, _mm256_setzero_si256()};
+    }
+    if (!ok) {
+      pack_b_conv_generic(s, k0, kc, j0 + jp, n, d);
+      continue;
+    }
+    int64_t r = k0 % KK;
+    const float* xc = s->x + (k0 / KK) * HW;
+    for (int64_t k = 0; k < kc; ++k) {
+      float* drow = d + k * NR;
+      for (int h = 0; h < 2; ++h) {
+        const Part* t = tab[r][h];
+        const __m256 v = _mm256_or_ps(_mm256_maskload_ps(xc + t[0].off, t[0].mask),
+                                      _mm256_maskload_ps(xc + t[1].off, t[1].mask));
+        _mm256_store_ps(drow + 8 * h, v);
+      }
+      if (++r == KK) {
+        r = 0;
+        xc += HW;
       }
     }
   }
@@ -352,7 +432,7 @@ void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_
 
 const impl::KernelSet kSet = {MR,           NR,       256,          120,          4096,
                               &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt,
-                              &to_nhwc,     nullptr};
+                              &to_nhwc};
 
 }  // namespace
 }  // namespace fd::kernels::avx2

@@ -107,6 +107,10 @@ inline V vldexp(V y, V fn) {
 }
 inline V vrcp(V a) { return _mm256_rcp_ps(a); }
 
+// ---------------------------------------------------------------- kernels
+// Everything below this line is the same text in avx2/vector_avx2.cc and
+// avx512/vector_avx512.cc (only the ISA layer above differs): keep the two in sync.
+
 constexpr float kInf = __builtin_inff();
 constexpr float kNaN = __builtin_nanf("");
 

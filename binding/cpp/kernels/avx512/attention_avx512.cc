@@ -28,7 +28,10 @@ namespace {
 
 constexpr int W = 16;      // floats per vector
 constexpr int BQ = 64;     // queries per block (4 vectors of lanes)
-constexpr int BK = 64;     // keys per block
+#ifndef FD_ATT_BK
+#define FD_ATT_BK 64
+#endif
+constexpr int BK = FD_ATT_BK;  // keys per block
 constexpr int NVMAX = 4;   // column vectors per register tile
 constexpr float kLog2e = 1.44269504088896340736f;
 constexpr double kLn2 = 0.69314718055994530942;

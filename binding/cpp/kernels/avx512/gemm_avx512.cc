@@ -413,116 +413,6 @@ void pack_b_convt(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t
   }
 }
 
-// ---- direct implicit-GEMM conv panel (no B packing) ----
-// For stride-1 (along W) convs the micro-kernel reads each B row straight from the
-// image: per k, one or two masked loads per 16 lanes, addressed through the per-tap
-// (offset, mask) table of the panel. Same FMA order and epilogue as micro_t, so the
-// results equal the packed path bit for bit.
-struct Tap2 {
-  Part p[2][2];  // [half][part]
-};
-
-template <int R, int NV, int P>
-void micro_conv_t(int64_t kc, const float* __restrict a, const float* xc, const Tap2* tab, int64_t r, int64_t KK,
-                  int64_t HW, float* c, int64_t ldc, int n, const MicroEpi* e) {
-  __m512 acc[R][NV];
-#pragma GCC unroll 14
-  for (int i = 0; i < R; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-  }
-  const Tap2* t = tab + r;
-  const Tap2* tend = tab + KK;
-  for (int64_t k = 0; k < kc; ++k) {
-    __m512 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      bv[v] = _mm512_maskz_loadu_ps(t->p[v][0].m, xc + t->p[v][0].off);
-      if (P > 1) bv[v] = _mm512_mask_loadu_ps(bv[v], t->p[v][1].m, xc + t->p[v][1].off);
-    }
-#pragma GCC unroll 14
-    for (int i = 0; i < R; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-    a += MR;
-    if (++t == tend) {
-      t = tab;
-      xc += HW;
-    }
-  }
-  store_tile<R, NV>(acc, c, ldc, n, e);
-}
-
-using ConvMicroFn = void (*)(int64_t, const float*, const float*, const Tap2*, int64_t, int64_t, int64_t, float*,
-                             int64_t, int, const MicroEpi*);
-#define FD_CROW(R) {{&micro_conv_t<R, 1, 1>, &micro_conv_t<R, 1, 2>}, {&micro_conv_t<R, 2, 1>, &micro_conv_t<R, 2, 2>}}
-const ConvMicroFn kConvMicro[MR + 1][2][2] = {
-    {{nullptr, nullptr}, {nullptr, nullptr}}, FD_CROW(1), FD_CROW(2), FD_CROW(3), FD_CROW(4), FD_CROW(5),
-    FD_CROW(6), FD_CROW(7), FD_CROW(8), FD_CROW(9), FD_CROW(10), FD_CROW(11), FD_CROW(12), FD_CROW(13), FD_CROW(14)};
-#undef FD_CROW
-
-// Computes the mc × n tile column [j0, j0 + n) of C for the K block [k0, k0 + kc)
-// from the packed A block, reading B directly from the image. Returns false (doing
-// nothing) when the geometry needs the packing path.
-bool conv_panel(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n, const float* apack, int64_t mc,
-                float* c, int64_t ldc, const MicroEpi* e) {
-  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
-  if (s->sw != 1 || KK > kMaxKK || n > NR) return false;
-  Seg seg[NR];
-  int nseg = 0;
-  {
-    int64_t j = j0, oh = j / s->OW, ow = j % s->OW, off = 0;
-    while (off < n) {
-      const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
-      if (nseg == 4) return false;
-      seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow - s->pw, len};
-      off += len;
-      ++oh;
-      ow = 0;
-    }
-  }
-  Tap2 tab[kMaxKK];
-  int maxc = 0;
-  for (int64_t r = 0; r < KK; ++r) {
-    const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;
-    int cnt[2] = {0, 0};
-    for (int q = 0; q < nseg; ++q) {
-      const int64_t ih = seg[q].a + dh;
-      if (ih < 0 || ih >= s->H) continue;
-      const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
-      const int64_t lo = iw0 < 0 ? -iw0 : 0;
-      const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
-      if (lo >= hi) continue;
-      const int64_t p0 = seg[q].off + lo, p1 = seg[q].off + hi;
-      for (int h = 0; h < 2; ++h) {
-        const int64_t a = p0 > 16 * h ? p0 : 16 * h, b = p1 < 16 * h + 16 ? p1 : 16 * h + 16;
-        if (a >= b) continue;
-        if (cnt[h] == 2) return false;
-        const uint32_t bits = ((b - a >= 16) ? 0xFFFFu : ((1u << (b - a)) - 1u)) << (a - 16 * h);
-        tab[r].p[h][cnt[h]++] = Part{ih * s->W + iw0 - seg[q].off + 16 * h, static_cast<__mmask16>(bits)};
-      }
-    }
-    for (int h = 0; h < 2; ++h) {
-      maxc = cnt[h] > maxc ? cnt[h] : maxc;
-      for (int q = cnt[h]; q < 2; ++q) tab[r].p[h][q] = Part{0, 0};
-    }
-  }
-  const int64_t c0 = k0 / KK, r0 = k0 % KK;
-  const float* xc = s->x + c0 * HW;
-  const int nv = n > 16 ? 1 : 0, pp = maxc > 1 ? 1 : 0;
-  MicroEpi ep = *e;
-  for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int m = static_cast<int>(mc - ir < MR ? mc - ir : MR);
-    ep.bias_row = e->bias_row ? e->bias_row + ir : nullptr;
-    kConvMicro[m][nv][pp](kc, apack + ir * kc, xc, tab, r0, KK, HW, c + ir * ldc, ldc, static_cast<int>(n), &ep);
-  }
-  return true;
-}
-
 void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t Hp, int64_t Wp,
              float* dst) {
   const int64_t HW = H * W;
@@ -556,7 +446,7 @@ void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_
 
 const impl::KernelSet kSet = {MR,           NR,       256,          168,          4096,
                               &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt,
-                              &to_nhwc,     &conv_panel};
+                              &to_nhwc};
 
 }  // namespace
 }  // namespace fd::kernels::avx512

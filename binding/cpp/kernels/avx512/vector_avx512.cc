@@ -82,6 +82,10 @@ inline VD dload(const double* p) { return _mm512_loadu_pd(p); }
 inline V vldexp(V y, V n) { return _mm512_scalef_ps(y, n); }
 inline V vrcp(V a) { return _mm512_rcp14_ps(a); }
 
+// ---------------------------------------------------------------- kernels
+// Everything below this line is the same text in avx2/vector_avx2.cc and
+// avx512/vector_avx512.cc (only the ISA layer above differs): keep the two in sync.
+
 constexpr float kInf = __builtin_inff();
 constexpr float kNaN = __builtin_nanf("");
 

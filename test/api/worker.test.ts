@@ -1,0 +1,31 @@
+// The addon is context-aware: it loads and runs in worker_threads, each with its own stream.
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import * as fd from "../../lib";
+
+test("ops run in worker threads alongside the main thread", async () => {
+  const entry = path.join(__dirname, "..", "..", "dist", "index.cjs");
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    const fd = require(workerData.entry);
+    const x = fd.randn([128, 128], { seed: workerData.seed });
+    const y = fd.sum(fd.matmul(x, x));
+    y.data().then((v) => parentPort.postMessage({ value: v[0], live: fd.memory().liveTensors }));`;
+  const run = (seed: number) =>
+    new Promise<{ value: number; live: number }>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { entry, seed } });
+      w.once("message", (m) => {
+        resolve(m);
+        void w.terminate();
+      });
+      w.once("error", reject);
+    });
+  const [a, b] = await Promise.all([run(1), run(2)]);
+  const expected = fd.scope(() => {
+    const x = fd.randn([128, 128], { seed: 1 });
+    return fd.sum(fd.matmul(x, x)).item();
+  });
+  expect(a.value).toBe(expected);
+  expect(b.value).not.toBe(expected);
+  expect(a.live).toBe(3); // x, the matmul result and y
+});

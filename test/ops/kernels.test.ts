@@ -1,0 +1,380 @@
+// Every SIMD / threaded kernel against the scalar reference: each op runs forward
+// and backward (gradients of Σ out·w w.r.t. every input) on the same fresh random
+// inputs under setIsa("scalar") and under each SIMD ISA, and the results are
+// compared. Non-finite values (NaN, ±Inf) must sit at exactly the same positions.
+// Plus: bit-exact determinism across thread counts and repeated runs.
+import * as fd from "../../lib";
+import { hostRandom, maxRelErr, randomTensor } from "../helpers";
+
+const BEST = fd.devices().cpu.bestIsa;
+const ISAS = (["avx2", "avx512"] as const).filter((isa) => isa === BEST || (isa === "avx2" && BEST === "avx512"));
+const THREADS = fd.getNumThreads();
+afterAll(() => {
+  fd.setIsa(BEST);
+  fd.setNumThreads(THREADS);
+});
+
+// Tolerances (see the measures below).
+const TOL_GEMM = 1e-5; // matmul, linear, conv2d, attention, norms, softmax, reductions, optimizers (maxRelErr)
+const TOL_ELEM = 4e-6; // arithmetic elementwise ops (per element, relative to max(1, |ref|))
+const TOL_TRANS = 2e-6; // transcendental SIMD approximations (per element, relative to max(1, |ref|))
+
+type Isa = "scalar" | "avx2" | "avx512";
+type Make = () => fd.Tensor[];
+type Op = (...xs: fd.Tensor[]) => fd.Tensor;
+
+/** Under `isa`: [output, ∂(Σ out·w)/∂x for each x in `wrt`] (w fixed random). */
+function run(isa: Isa, make: Make, f: Op, wrt?: number[]): Float32Array[] {
+  fd.setIsa(isa);
+  return fd.scope(() => {
+    const xs = make();
+    const need = wrt ?? xs.map((_, i) => i);
+    for (const i of need) xs[i]!.requiresGrad = true;
+    const y = f(...xs);
+    const out = [y.dataSync()];
+    if (need.length > 0) {
+      fd.sum(fd.mul(y, randomTensor(y.shape, 99))).backward();
+      for (const i of need) out.push(xs[i]!.grad!.dataSync());
+    }
+    return out;
+  });
+}
+
+/** max |a−b| / max(1, |b|) per element (for elementwise ops whose outputs span e.g. e^±30). */
+function elemRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; ++i) m = Math.max(m, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!)));
+  return m;
+}
+
+/**
+ * Problems of `got` vs `ref` as readable strings (empty when they agree): length,
+ * any non-finite value where the other has something else, and the error over
+ * the finite values above `tol`.
+ */
+function diff(label: string, got: Float32Array[], ref: Float32Array[], tol: number, elementwise = false): string[] {
+  const problems: string[] = [];
+  ref.forEach((r, k) => {
+    const g = got[k]!;
+    const what = `${label} ${k === 0 ? "output" : `grad[${k - 1}]`}`;
+    if (g.length !== r.length) return void problems.push(`${what}: length ${g.length} vs ${r.length}`);
+    const fg: number[] = [];
+    const fr: number[] = [];
+    for (let i = 0; i < r.length; ++i) {
+      const a = g[i]!;
+      const b = r[i]!;
+      if (Number.isFinite(a) && Number.isFinite(b)) {
+        fg.push(a);
+        fr.push(b);
+      } else if (!Object.is(a, b) && !(Number.isNaN(a) && Number.isNaN(b))) {
+        problems.push(`${what}[${i}]: ${a} vs scalar ${b}`);
+        if (problems.length > 8) return;
+      }
+    }
+    const err = elementwise ? elemRelErr(fg, fr) : maxRelErr(fg, fr);
+    if (!(err <= tol)) problems.push(`${what}: error ${err.toExponential(2)} > ${tol}`);
+  });
+  return problems;
+}
+
+/** Runs under scalar and `isa` and returns the problems. */
+function compare(isa: Isa, label: string, make: Make, f: Op, tol: number, opts: { wrt?: number[]; elementwise?: boolean } = {}): string[] {
+  const ref = run("scalar", make, f, opts.wrt);
+  const got = run(isa, make, f, opts.wrt);
+  return diff(label, got, ref, tol, opts.elementwise);
+}
+
+// ---------------------------------------------------------------- inputs
+/** Uniform [-4, 4] with every 11th value from a list of large / special magnitudes. */
+function unaryValues(n: number, seed: number, special: boolean): Float32Array {
+  const r = hostRandom(seed);
+  const big = [30, -30, 100, -100, 0, 20, -20, 88, -88, 15, -15, 1e-3, -1e-3, 9, -9, 50, -50];
+  const nonfinite = [NaN, Infinity, -Infinity];
+  return Float32Array.from({ length: n }, (_, i) => {
+    if (special && i % 7 === 3) return nonfinite[(i / 7) % 3 | 0]!;
+    if (i % 11 === 5) return big[(i / 11) % big.length | 0]!;
+    return 8 * r() - 4;
+  });
+}
+const T = (v: Float32Array, shape: number[] = [v.length]) => fd.tensor(v, shape);
+/** |x| except every 13th value (negative inputs of log/sqrt/… give NaN in both). */
+const mostlyPositive = (v: Float32Array) => v.map((x, i) => (i % 13 === 6 ? -Math.abs(x) : Math.abs(x)));
+
+const SIZES = [1, 7, 15, 16, 17, 33, 129, 1000, 100003];
+const UNARY: [string, Op, number, { positive?: boolean; noGrad?: boolean }?][] = [
+  ["neg", fd.neg, TOL_ELEM],
+  ["exp", fd.exp, TOL_TRANS],
+  ["log", fd.log, TOL_TRANS, { positive: true }],
+  ["sqrt", fd.sqrt, TOL_TRANS, { positive: true }],
+  ["rsqrt", fd.rsqrt, TOL_TRANS, { positive: true }],
+  ["abs", fd.abs, TOL_ELEM],
+  ["square", fd.square, TOL_ELEM],
+  ["sign", fd.sign, TOL_ELEM, { noGrad: true }],
+  ["sigmoid", fd.sigmoid, TOL_TRANS],
+  ["softplus", fd.softplus, TOL_TRANS],
+  ["tanh", fd.tanh, TOL_TRANS],
+  ["relu", fd.relu, TOL_ELEM],
+  ["silu", fd.silu, TOL_TRANS],
+  ["gelu erf", (x) => fd.gelu(x), TOL_TRANS],
+  ["gelu tanh", (x) => fd.gelu(x, { approximate: "tanh" }), TOL_TRANS],
+  ["clamp(-2, 3)", (x) => fd.clamp(x, -2, 3), TOL_ELEM],
+  ["affine 1.5x − 0.25", (x) => fd.add(fd.mul(x, 1.5), -0.25), TOL_ELEM],
+  ["pow(x, 2.5)", (x) => fd.pow(x, 2.5), TOL_TRANS, { positive: true }],
+  ["pow(x, 3)", (x) => fd.pow(x, 3), TOL_TRANS],
+  ["pow(x, -0.5)", (x) => fd.pow(x, -0.5), TOL_TRANS, { positive: true }],
+  ["isnan", fd.isnan, 0, { noGrad: true }],
+  ["nanToNum", (x) => fd.nanToNum(x), 0],
+  ["nanToNum(nan 1, posinf 7)", (x) => fd.nanToNum(x, { nan: 1, posinf: 7 }), 0],
+];
+
+const BINARY: [string, Op][] = [
+  ["add", fd.add], ["sub", fd.sub], ["mul", fd.mul], ["div", fd.div],
+  ["pow", fd.pow], ["maximum", fd.maximum], ["minimum", fd.minimum],
+];
+const BROADCAST: [string, number[], number[]][] = [
+  ["same [100003]", [100003], [100003]],
+  ["same [1]", [1], [1]],
+  ["same [7, 17]", [7, 17], [7, 17]],
+  ["scalar right [1000]·[1]", [1000], [1]],
+  ["scalar left [1]·[33, 129]", [1], [33, 129]],
+  ["row [33, 129]·[129]", [33, 129], [129]],
+  ["row [7, 1000]·[1, 1000]", [7, 1000], [1, 1000]],
+  ["column [129, 33]·[129, 1]", [129, 33], [129, 1]],
+  ["column [3, 40000]·[3, 1]", [3, 40000], [3, 1]],
+  ["outer [129, 1]·[1, 17]", [129, 1], [1, 17]],
+];
+/** Binary inputs: a, b ∈ [-3, 3]; pow gets a > 0 (one NaN-producing negative in 13), div |b| ≥ 0.25. */
+function binaryInputs(op: string, sa: number[], sb: number[], seed: number): Make {
+  const n = (s: number[]) => s.reduce((p, q) => p * q, 1);
+  return () => {
+    const ra = hostRandom(seed);
+    const rb = hostRandom(seed + 1);
+    let a = Float32Array.from({ length: n(sa) }, () => 6 * ra() - 3);
+    let b = Float32Array.from({ length: n(sb) }, () => 6 * rb() - 3);
+    if (op === "pow") a = mostlyPositive(a);
+    if (op === "div") b = b.map((x) => (x < 0 ? x - 0.25 : x + 0.25));
+    if (op === "maximum" || op === "minimum") b.forEach((_, i) => { if (i % 9 === 4 && n(sa) === n(sb)) b[i] = a[i]!; }); // ties
+    return [T(a, sa), T(b, sb)];
+  };
+}
+
+// ---------------------------------------------------------------- structured ops
+const R = (shape: number[], seed: number, scale = 1, offset = 0) => () => randomTensor(shape, seed, scale, offset);
+const inputs = (...ms: (() => fd.Tensor)[]): Make => () => ms.map((m) => m());
+
+const MATMUL: [number, number, number][] = [
+  [1, 1, 1], [129, 33, 7], [7, 129, 33], [33, 1, 129], [1, 129, 7], [129, 7, 1],
+  [7, 7, 7], [33, 33, 33], [129, 129, 129], [1, 33, 129], [33, 7, 1], [7, 1, 33],
+];
+const CONV: { x: number[]; w: number[]; bias: boolean; o: fd.Conv2dOptions }[] = [
+  { x: [1, 1, 1, 1], w: [1, 1, 1, 1], bias: true, o: {} },
+  { x: [2, 3, 7, 9], w: [16, 3, 3, 3], bias: true, o: { padding: 1 } },
+  { x: [1, 16, 16, 16], w: [33, 16, 3, 3], bias: true, o: { stride: 2, padding: 1 } },
+  { x: [2, 33, 9, 7], w: [3, 33, 5, 5], bias: false, o: { padding: 2 } },
+  { x: [1, 16, 9, 9], w: [16, 16, 3, 3], bias: true, o: { padding: 2, dilation: 2 } },
+  { x: [2, 16, 7, 7], w: [16, 8, 3, 3], bias: true, o: { padding: 1, groups: 2 } },
+  { x: [1, 16, 16, 16], w: [16, 1, 3, 3], bias: false, o: { padding: 1, groups: 16 } },
+  { x: [1, 33, 7, 9], w: [33, 11, 1, 1], bias: true, o: { groups: 3 } },
+  { x: [1, 3, 16, 16], w: [16, 3, 5, 5], bias: true, o: { stride: 2 } },
+  { x: [2, 1, 7, 16], w: [3, 1, 3, 1], bias: true, o: { stride: [2, 1], padding: [1, 0] } },
+  { x: [1, 16, 1, 1], w: [33, 16, 3, 3], bias: true, o: { padding: 1 } },
+  { x: [1, 64, 16, 16], w: [64, 64, 3, 3], bias: true, o: { padding: 1 } },
+];
+// [B, H, Nq, Nk, D, Dv]
+const ATTENTION: number[][] = [
+  [1, 1, 1, 1, 8, 8], [2, 3, 7, 7, 16, 16], [1, 2, 33, 33, 40, 40], [1, 2, 65, 65, 64, 64], [1, 1, 129, 129, 8, 8],
+  [2, 1, 129, 129, 64, 64], [1, 2, 7, 129, 40, 40], [1, 2, 129, 1, 16, 16], [2, 2, 33, 65, 64, 24], [1, 1, 1, 129, 16, 40],
+];
+
+type Case = [string, Make, Op, number?];
+const STRUCTURED: Case[] = [
+  ...MATMUL.map(([m, k, n], i): Case => [`matmul ${m}×${k}×${n} (M×K×N)`, inputs(R([m, k], 10 + i), R([k, n], 50 + i)), fd.matmul]),
+  ["matmul batched [3,33,7]@[3,7,129]", inputs(R([3, 33, 7], 1), R([3, 7, 129], 2)), fd.matmul],
+  ["matmul broadcast [2,1,7,33]@[3,33,9]", inputs(R([2, 1, 7, 33], 3), R([3, 33, 9], 4)), fd.matmul],
+  ["matmul [4,17,33]@[33,65]", inputs(R([4, 17, 33], 5), R([33, 65], 6)), fd.matmul],
+  ["matmul transposed views [33,7]ᵀ@[129,33]ᵀ", inputs(R([33, 7], 7), R([129, 33], 8)), (a, b) => fd.matmul(fd.transpose(a), fd.transpose(b))],
+  ["linear x[129,33] w[7,33] b[7]", inputs(R([129, 33], 9), R([7, 33], 10), R([7], 11)), (x, w, b) => fd.linear(x, w, b)],
+  ["linear x[2,7,129] w[33,129]", inputs(R([2, 7, 129], 12), R([33, 129], 13)), (x, w) => fd.linear(x, w)],
+  ["linear x[1,1] w[1,1] b[1]", inputs(R([1, 1], 14), R([1, 1], 15), R([1], 16)), (x, w, b) => fd.linear(x, w, b)],
+  ["linear x[33,1000] w[129,1000] b[129]", inputs(R([33, 1000], 17), R([129, 1000], 18, 0.1), R([129], 19)), (x, w, b) => fd.linear(x, w, b)],
+  ...CONV.map(({ x, w, bias, o }, i): Case => [
+    `conv2d x[${x}] w[${w}] ${bias ? "bias " : ""}${JSON.stringify(o)}`,
+    inputs(R(x, 100 + i), R(w, 200 + i, 0.3), ...(bias ? [R([w[0]!], 300 + i)] : [])),
+    (xx, ww, bb) => fd.conv2d(xx, ww, bb ?? null, o),
+  ]),
+  ...ATTENTION.map(([b, h, nq, nk, d, dv], i): Case => [
+    `attention B${b} H${h} Nq${nq} Nk${nk} D${d} Dv${dv}`,
+    inputs(R([b!, h!, nq!, d!], 400 + i, 2), R([b!, h!, nk!, d!], 500 + i, 2), R([b!, h!, nk!, dv!], 600 + i)),
+    (q, k, v) => fd.attention(q, k, v),
+  ]),
+  ...([[16, 64, 28, 28, 32], [3, 6, 7, 5, 3], [2, 33, 9, 1, 11], [1, 1, 1, 1, 1]] as const).flatMap(([n, c, hh, ww, g], i) =>
+    [false, true].flatMap((silu) => [true, false].map((affine): Case => [
+      `groupNorm N${n} C${c} ${hh}x${ww} G${g} silu ${silu} affine ${affine}`,
+      inputs(R([n, c, hh, ww], 700 + i, 2, 0.5), ...(affine ? [R([c], 710 + i, 0.5, 1), R([c], 720 + i)] : [])),
+      (x, wt, bs) => fd.groupNorm(x, g, wt ?? null, bs ?? null, { silu }),
+    ])),
+  ),
+  ...([[7, 33], [129, 1], [5, 256], [3, 1000]] as const).flatMap(([m, d], i) => [true, false].map((affine): Case => [
+    `layerNorm M${m} D${d} affine ${affine}`,
+    inputs(R([m, d], 800 + i, 2, 0.3), ...(affine ? [R([d], 810 + i, 0.5, 1), R([d], 820 + i)] : [])),
+    (x, wt, bs) => fd.layerNorm(x, wt ?? null, bs ?? null),
+  ])),
+  ...([1, 19, 256, 1000] as const).flatMap((d, i) => [
+    [`softmax M7 D${d}`, inputs(R([7, d], 900 + i, 5)), (x: fd.Tensor) => fd.softmax(x)] as Case,
+    [`logSoftmax M7 D${d}`, inputs(R([7, d], 910 + i, 5)), (x: fd.Tensor) => fd.logSoftmax(x)] as Case,
+  ]),
+  ["softmax axis 0 [129, 33]", inputs(R([129, 33], 920, 5)), (x) => fd.softmax(x, 0)],
+  ["softmax with ±30 logits [33, 129]", inputs(R([33, 129], 921, 30)), (x) => fd.softmax(x)],
+  ...(["sum", "mean", "max", "min"] as const).flatMap((name): Case[] => [
+    [`${name} long rows [3, 100003] axis 1`, inputs(R([3, 100003], 950)), (x) => fd[name](x, 1)],
+    [`${name} columns [100003, 3] axis 0`, inputs(R([100003, 3], 951)), (x) => fd[name](x, 0)],
+    [`${name} all [100003]`, inputs(R([100003], 952)), (x) => fd[name](x)],
+    [`${name} middle axis [7, 1000, 33] keepdim`, inputs(R([7, 1000, 33], 953)), (x) => fd[name](x, 1, true)],
+  ]),
+  ["variance [129, 1000] axis 1", inputs(R([129, 1000], 960, 1, 3)), (x) => fd.variance(x, 1)],
+  ["norm [100003]", inputs(R([100003], 961)), fd.norm],
+  ["mseLoss mean [100003]", inputs(R([100003], 962), R([100003], 963)), (a, b) => fd.mseLoss(a, b)],
+];
+
+// ---------------------------------------------------------------- tests
+(ISAS.length ? describe.each(ISAS) : describe.skip.each(["avx2"] as const))("%s vs scalar", (isa) => {
+  describe(`unary ops at n ∈ {${SIZES}} with ±30/±100 inputs (forward and backward)`, () => {
+    test.each(UNARY.map((u) => [u[0], u] as const))("%s", (name, [, f, tol, o]) => {
+      const problems: string[] = [];
+      for (const n of SIZES) {
+        const v = unaryValues(n, n, false);
+        const make = () => [T(o?.positive ? mostlyPositive(v) : v)];
+        problems.push(...compare(isa, `${name} n=${n}`, make, f, tol, { wrt: o?.noGrad ? [] : [0], elementwise: true }));
+      }
+      expect(problems).toEqual([]);
+    });
+  });
+
+  describe("unary ops with NaN and ±Inf inputs: identical non-finite positions", () => {
+    test.each(UNARY.map((u) => [u[0], u] as const))("%s", (name, [, f, tol, o]) => {
+      const problems: string[] = [];
+      for (const n of [17, 1000, 100003]) {
+        const v = unaryValues(n, n + 1, true);
+        const make = () => [T(o?.positive ? mostlyPositive(v) : v)];
+        problems.push(...compare(isa, `${name} n=${n}`, make, f, tol, { wrt: o?.noGrad ? [] : [0], elementwise: true }));
+      }
+      expect(problems).toEqual([]);
+    });
+  });
+
+  describe(`binary ops, broadcast patterns (per element ≤ ${TOL_ELEM}; pow ≤ ${TOL_TRANS * 2})`, () => {
+    test.each(BINARY)("%s", (name, f) => {
+      const problems: string[] = [];
+      BROADCAST.forEach(([label, sa, sb], i) => {
+        problems.push(...compare(isa, `${name} ${label}`, binaryInputs(name, sa, sb, 31 * i + 1), f, name === "pow" ? TOL_TRANS * 2 : TOL_ELEM, { elementwise: true }));
+      });
+      expect(problems).toEqual([]);
+    });
+    test("binary ops with NaN operands", () => {
+      const make = () => [T(unaryValues(1000, 3, true)), T(unaryValues(1000, 4, true).reverse())];
+      const problems = BINARY.flatMap(([name, f]) => compare(isa, `${name} NaN`, make, f, TOL_TRANS * 2, { elementwise: true }));
+      expect(problems).toEqual([]);
+    });
+    test("where(cond, a, b) with broadcasting", () => {
+      const cond = () => T(Float32Array.from({ length: 129 }, (_, i) => i % 3), [129, 1]);
+      expect(compare(isa, "where", inputs(cond, R([129, 33], 5), R([33], 6)), (c, a, b) => fd.where(c, a, b), TOL_ELEM, { wrt: [1, 2] })).toEqual([]);
+    });
+  });
+
+  describe(`structured ops (maxRelErr ≤ ${TOL_GEMM}, forward and backward)`, () => {
+    test.each(STRUCTURED)("%s", (label, make, f, tol) => {
+      expect(compare(isa, label, make, f, tol ?? TOL_GEMM)).toEqual([]);
+    });
+  });
+
+  describe(`optimizers (params, states and stats after 3 steps, maxRelErr ≤ ${TOL_GEMM})`, () => {
+    const SHAPES = [[1], [7], [33, 5], [129], [1003], [16, 3, 3, 3]];
+    const OPTIMS: [string, (ps: fd.Tensor[]) => { opt: fd.Adam | fd.SGD; state: () => fd.Tensor[] }][] = [
+      ["Adam β1=0.9 clip 1 sanitize", (ps) => { const o = new fd.Adam(ps, { lr: 1e-2, maxGradNorm: 1, sanitize: true }); return { opt: o, state: () => [...o.m, ...o.v] }; }],
+      ["Adam β1=0 wd 0.1 sanitize", (ps) => { const o = new fd.Adam(ps, { lr: 1e-2, betas: [0, 0.99], weightDecay: 0.1, sanitize: true }); return { opt: o, state: () => [...o.m, ...o.v] }; }],
+      ["AdamW clip 0.5 sanitize", (ps) => { const o = new fd.AdamW(ps, { lr: 1e-2, weightDecay: 0.1, maxGradNorm: 0.5, sanitize: true }); return { opt: o, state: () => [...o.m, ...o.v] }; }],
+      ["SGD momentum 0.9 clip 1 sanitize", (ps) => { const o = new fd.SGD(ps, { lr: 0.1, momentum: 0.9, maxGradNorm: 1, sanitize: true }); return { opt: o, state: () => o.buffers }; }],
+      ["SGD nesterov wd 0.01 clip 2 sanitize", (ps) => { const o = new fd.SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01, maxGradNorm: 2, sanitize: true }); return { opt: o, state: () => o.buffers }; }],
+      ["SGD plain sanitize", (ps) => { const o = new fd.SGD(ps, { lr: 0.1, sanitize: true }); return { opt: o, state: () => [] }; }],
+    ];
+    const steps = (isa: Isa, build: (typeof OPTIMS)[number][1]): Float32Array[] => {
+      fd.setIsa(isa);
+      return fd.scope(() => {
+        const ps = SHAPES.map((s, i) => randomTensor(s, 1000 + i));
+        const { opt, state } = build(ps);
+        const out: Float32Array[] = [];
+        for (let step = 0; step < 3; ++step) {
+          ps.forEach((p, i) => {
+            const g = Float32Array.from(randomTensor(p.shape, 2000 + 10 * step + i, 3).dataSync());
+            if (step === 1 && i === 4) [g[5], g[700], g[1002]] = [NaN, Infinity, -Infinity];
+            if (step === 2 && i === 0) g[0] = NaN;
+            p.grad = fd.tensor(g, p.shape);
+          });
+          opt.step();
+          out.push(Float32Array.from(Object.values(opt.lastStats())));
+        }
+        out.push(...ps.map((p) => p.dataSync()), ...state().map((t) => t.dataSync()));
+        (opt as { dispose(): void }).dispose();
+        return out;
+      });
+    };
+    test.each(OPTIMS)("%s", (name, build) => {
+      const ref = steps("scalar", build);
+      expect(ref[1]![2]).toBe(3); // three non-finite gradient entries sanitized in step 2
+      expect(diff(name, steps(isa, build), ref, TOL_GEMM)).toEqual([]);
+    });
+    test("EMA update", () => {
+      const ema = (i: Isa) => {
+        fd.setIsa(i);
+        return fd.scope(() => {
+          const ps = SHAPES.map((s, k) => randomTensor(s, 3000 + k));
+          const e = new fd.EMA(ps, { decay: 0.9 });
+          for (let s = 0; s < 3; ++s) {
+            ps.forEach((p, k) => (ps[k] = randomTensor(p.shape, 3100 + 10 * s + k, 2)));
+            e.update();
+          }
+          const out = e.averages.map((t) => t.dataSync());
+          e.dispose();
+          return out;
+        });
+      };
+      expect(diff("ema", ema(isa), ema("scalar"), TOL_GEMM)).toEqual([]);
+    });
+  });
+});
+
+// ---------------------------------------------------------------- determinism
+describe.each(["scalar", ...ISAS] as Isa[])("determinism (%s): bit-identical with 1 and 2 threads and across runs", (isa) => {
+  const firstBitDiff = (a: Float32Array, b: Float32Array): number => {
+    if (a.length !== b.length) return -2;
+    const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+    const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+    for (let i = 0; i < ua.length; ++i) if (ua[i] !== ub[i]) return i;
+    return -1;
+  };
+  const CASES: [string, () => Float32Array[]][] = [
+    ["randn / rand [1e6] (seeded)", () => fd.scope(() => [fd.randn([1_000_000], { seed: 42 }).dataSync(), fd.rand([1_000_003], { seed: 43, low: -2, high: 3 }).dataSync()])],
+    ["sum over 1e6 elements (+ backward)", () => run(isa, inputs(() => fd.randn([1_000_000], { seed: 1 })), (x) => fd.sum(x))],
+    ["sum rows / columns of [1000, 1000]", () => fd.scope(() => { const x = fd.randn([1000, 1000], { seed: 2 }); return [fd.sum(x, 0).dataSync(), fd.mean(x, 1).dataSync(), fd.norm(x).dataSync()]; })],
+    ["matmul 129×257×300 (+ backward)", () => run(isa, inputs(() => fd.randn([129, 257], { seed: 3 }), () => fd.randn([257, 300], { seed: 4 })), fd.matmul)],
+    ["conv2d [2,16,16,16]*[33,16,3,3] (+ backward)", () => run(isa, inputs(() => fd.randn([2, 16, 16, 16], { seed: 5 }), () => fd.randn([33, 16, 3, 3], { seed: 6 }), () => fd.randn([33], { seed: 7 })), (x, w, b) => fd.conv2d(x, w, b, { padding: 1 }))],
+    ["attention [2,4,129,64] (+ backward)", () => run(isa, inputs(() => fd.randn([2, 4, 129, 64], { seed: 8 }), () => fd.randn([2, 4, 129, 64], { seed: 9 }), () => fd.randn([2, 4, 129, 64], { seed: 10 })), (q, k, v) => fd.attention(q, k, v))],
+    ["groupNorm [16,64,28,28] G32 silu (+ backward)", () => run(isa, inputs(() => fd.randn([16, 64, 28, 28], { seed: 11 }), () => fd.randn([64], { seed: 12 }), () => fd.randn([64], { seed: 13 })), (x, w, b) => fd.groupNorm(x, 32, w, b, { silu: true }))],
+    ["elementwise gelu / softmax / layerNorm on 1e6 (+ backward)", () => run(isa, inputs(() => fd.randn([1000, 1000], { seed: 14 })), (x) => fd.layerNorm(fd.softmax(fd.gelu(x))))],
+  ];
+  afterAll(() => fd.setNumThreads(THREADS));
+  test.each(CASES)("%s", (_, compute) => {
+    fd.setIsa(isa);
+    fd.setNumThreads(1);
+    const one = compute();
+    fd.setNumThreads(2);
+    fd.setIsa(isa);
+    const two = compute();
+    const again = compute();
+    fd.setNumThreads(THREADS);
+    one.forEach((a, k) => {
+      expect([k, firstBitDiff(a, two[k]!)]).toEqual([k, -1]);
+      expect([k, firstBitDiff(two[k]!, again[k]!)]).toEqual([k, -1]);
+    });
+  });
+});
