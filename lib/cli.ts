@@ -42,7 +42,8 @@ async function main(argv: string[]): Promise<number> {
     case "build": {
       const root = require("node:path").resolve(__dirname, "..");
       const cuda = process.env.FASTDIFF_CUDA ?? "auto";
-      const r = spawnSync("npx", ["cmake-js", "compile", `--CDFASTDIFF_CUDA=${cuda}`], { cwd: root, stdio: "inherit" });
+      // cmake-js comes from the project's devDependencies or, in an installed package, from npx.
+      const r = spawnSync("npx", ["--yes", "cmake-js@7", "compile", `--CDFASTDIFF_CUDA=${cuda}`], { cwd: root, stdio: "inherit" });
       return r.status ?? 1;
     }
     case "help":

@@ -73,10 +73,15 @@ function flattenNested(data: Nested, shape: number[], out: number[], depth = 0):
 }
 
 /** A tensor from values: a flat array/Float32Array with `shape`, or nested arrays (shape inferred). */
+/** True for a Float32Array from any realm (vm contexts, jest) — `instanceof` is realm-bound. */
+function isFloat32Array(v: unknown): v is Float32Array {
+  return ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === "[object Float32Array]";
+}
+
 export function tensor(data: Float32Array | readonly Nested[] | number, shape?: Shape): Tensor {
   let values: Float32Array;
   let dims: number[];
-  if (data instanceof Float32Array) {
+  if (isFloat32Array(data)) {
     values = data;
     dims = shape ? shapeOf("tensor", shape) : [data.length];
   } else if (typeof data === "number") {
