@@ -5,46 +5,9 @@
 // Plus: bit-exact determinism across thread counts and repeated runs.
 import * as fd from "../../lib";
 
-// Under jest the test code runs in a vm context where every global lookup (Math.*,
-// Number.*) in a hot loop costs ~0.5 µs, so the loops below use local aliases and
-// cache their host-generated inputs (helpers' hostRandom/maxRelErr are the same
-// algorithms, but too slow here for millions of elements).
-const { abs, max, imul } = Math;
-/** mulberry32, identical to helpers.hostRandom. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = imul(t ^ (t >>> 15), t | 1);
-    t ^= t + imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const cache = new Map<string, Float32Array>();
-/** Uniform values offset + scale·[-1, 1) (like helpers.randomTensor), generated once per (shape, seed, scale, offset). */
-function values(shape: number[], seed: number, scale = 1, offset = 0): Float32Array {
-  const key = `${shape}|${seed}|${scale}|${offset}`;
-  let v = cache.get(key);
-  if (!v) {
-    const r = rng(seed);
-    v = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < v.length; ++i) v[i] = offset + scale * (2 * r() - 1);
-    cache.set(key, v);
-  }
-  return v;
-}
-const randomTensor = (shape: number[], seed: number, scale = 1, offset = 0) => fd.tensor(values(shape, seed, scale, offset), shape);
-/** helpers.maxRelErr: max |a − b| / max(1, max |b|). */
-function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  let s = 1;
-  for (let i = 0; i < a.length; ++i) {
-    m = max(m, abs(a[i]! - b[i]!));
-    s = max(s, abs(b[i]!));
-  }
-  return m / s;
-}
+import { hostRandom as rng, hostValues as values, maxRelErr, randomTensor } from "../helpers";
+
+const { abs, max } = Math; // local aliases: global lookups are slow in jest's vm context
 
 const BEST = fd.devices().cpu.bestIsa;
 const ISAS = (["avx2", "avx512"] as const).filter((isa) => isa === BEST || (isa === "avx2" && BEST === "avx512"));
