@@ -155,6 +155,17 @@ export class Tensor {
   expand(shape: Shape): Tensor { return ops.broadcastTo(this, shape); }
   pad(pads: number[], value = 0): Tensor { return ops.pad(this, pads, value); }
   matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
+  linear(weight: Tensor, bias?: Tensor | null): Tensor { return ops.linear(this, weight, bias); }
+  conv2d(weight: Tensor, bias?: Tensor | null, options?: ops.Conv2dOptions): Tensor { return ops.conv2d(this, weight, bias, options); }
+  groupNorm(groups: number, weight?: Tensor | null, bias?: Tensor | null, options?: { eps?: number; silu?: boolean }): Tensor {
+    return ops.groupNorm(this, groups, weight, bias, options);
+  }
+  layerNorm(weight?: Tensor | null, bias?: Tensor | null, options?: { eps?: number }): Tensor { return ops.layerNorm(this, weight, bias, options); }
+  upsampleNearest2d(scale?: number | [number, number]): Tensor { return ops.upsampleNearest2d(this, scale); }
+  avgPool2d(kernel?: number | [number, number], stride?: number | [number, number]): Tensor { return ops.avgPool2d(this, kernel, stride); }
+  resize(size: [number, number], options?: { mode?: "bilinear" | "bicubic" }): Tensor { return ops.resize(this, size, options); }
+  dropout(p: number, options?: Parameters<typeof ops.dropout>[2]): Tensor { return ops.dropout(this, p, options); }
+  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
   softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
   logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
 }

@@ -324,13 +324,14 @@ void bench_conv(int64_t C, int64_t HW, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, check = true, bench = true, all_isa = false;
+  bool quick = false, check = true, bench = true, all_isa = false, conv_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") quick = true;
     if (a == "--no-check") check = false;
     if (a == "--no-bench") bench = false;
     if (a == "--all-isa") all_isa = true;
+    if (a == "--conv-only") conv_only = true;  // 1-thread conv layers only
   }
   std::printf("cpu: %s, best isa %s\n", cpu_features().brand.c_str(), isa_name(best_isa()));
   if (check) run_checks(quick);
@@ -339,6 +340,13 @@ int main(int argc, char** argv) {
     if (all_isa) isas = fast_isas();
     for (Isa isa : isas) {
       set_active_isa(isa);
+      if (conv_only) {
+        bench_conv(64, 32, 1);
+        bench_conv(64, 28, 1);
+        bench_conv(128, 32, 1);
+        bench_conv(128, 28, 1);
+        continue;
+      }
       for (int th : {1, 2})
         for (int64_t n : {256, 512, 1024, 2048}) bench_gemm(n, n, n, th);
       bench_gemm(1024, 1024, 1024, 1, true, false);

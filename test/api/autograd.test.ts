@@ -110,3 +110,17 @@ test("saved activations are released once backward has used them", () => {
     expect(after - before).toBeLessThan(256 * 256 * 4 * 1.5);
   });
 });
+
+test("ops are also tensor methods with the same results", () => {
+  fd.scope(() => {
+    const x = fd.randn([2, 4, 6, 6], { seed: 1 });
+    const w = fd.randn([4, 4, 3, 3], { seed: 2 });
+    const same = (a: fd.Tensor, b: fd.Tensor) => expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+    same(x.conv2d(w, null, { padding: 1 }), fd.conv2d(x, w, null, { padding: 1 }));
+    same(x.groupNorm(2, null, null, { silu: true }), fd.groupNorm(x, 2, null, null, { silu: true }));
+    same(x.avgPool2d(2).upsampleNearest2d(2), fd.upsampleNearest2d(fd.avgPool2d(x, 2), 2));
+    same(x.flatten(1).linear(fd.ones([3, 144])), fd.linear(fd.flatten(x, 1), fd.ones([3, 144])));
+    same(x.add(2).mul(x).sub(1).div(4).pow(2), fd.pow(fd.div(fd.sub(fd.mul(fd.add(x, 2), x), 1), 4), 2));
+    same(x.sum([1, 2], true), fd.sum(x, [1, 2], true));
+  });
+});

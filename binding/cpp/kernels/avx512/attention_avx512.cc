@@ -156,12 +156,83 @@ static void gemm(int64_t rows, int64_t ncols, int64_t T, const float* A, int64_t
   }
 }
 
-// dst[c·ld + i] = src[i·D + c]·mul for i < nq, c < D; lanes nq..LQ-1 set to `pad`.
+// log2(x) for finite x > 0: x = m·2^e with m in [sqrt(1/2), sqrt(2)), then
+// log2(m) = (2/ln 2)·atanh(z), z = (m-1)/(m+1), |z| < 0.172 (odd series to z^9,
+// truncation error < 1e-9).
+static inline __m512 log2v(__m512 x) {
+  __m512 m = _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);  // [1, 2)
+  __m512 e = _mm512_getexp_ps(x);                                           // floor(log2 x)
+  const __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+  m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+  e = _mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.f));
+  const __m512 z = _mm512_div_ps(_mm512_sub_ps(m, _mm512_set1_ps(1.f)), _mm512_add_ps(m, _mm512_set1_ps(1.f)));
+  const __m512 z2 = _mm512_mul_ps(z, z);
+  __m512 p = _mm512_set1_ps(1.f / 9.f);
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(1.f / 7.f));
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(1.f / 5.f));
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(1.f / 3.f));
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(1.f));
+  return _mm512_fmadd_ps(_mm512_mul_ps(p, z), _mm512_set1_ps(2.88539008f), e);  // 2/ln 2
+}
+
+// In-register 16×16 transpose of r[0..15].
+static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[4 * k + 0] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    r[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    r[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    r[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0x88);
+    t[k + 4] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0xDD);
+    t[k + 8] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0x88);
+    t[k + 12] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0xDD);
+  }
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
+  }
+}
+
+// dst[c·LQ + i] = src[i·D + c]·mul for i < nq, c < D; lanes nq..LQ-1 become 0.
 static void transpose_in(const float* src, int64_t nq, int64_t D, float mul, float* dst, int64_t LQ) {
-  for (int64_t i = 0; i < nq; ++i)
-    for (int64_t c = 0; c < D; ++c) dst[c * LQ + i] = src[i * D + c] * mul;
-  for (int64_t c = 0; c < D; ++c)
-    for (int64_t i = nq; i < LQ; ++i) dst[c * LQ + i] = 0.f;
+  const __m512 vm = _mm512_set1_ps(mul);
+  for (int64_t i0 = 0; i0 < LQ; i0 += W) {
+    const int64_t ni = min64(W, nq - i0);  // >= 1: LQ is the rounded-up nq
+    for (int64_t c0 = 0; c0 < D; c0 += W) {
+      const int64_t nc = min64(W, D - c0);
+      const __mmask16 cm = tail_mask(nc);
+      __m512 r[16];
+      for (int k = 0; k < 16; ++k)
+        r[k] = k < ni ? _mm512_mul_ps(_mm512_maskz_loadu_ps(cm, src + (i0 + k) * D + c0), vm) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int k = 0; k < nc; ++k) _mm512_storeu_ps(dst + (c0 + k) * LQ + i0, r[k]);
+    }
+  }
+}
+
+// dst[i·ldd + c] = src[c·LQ + i]·rowmul[i] for i < nq, c < C (rowmul may be null).
+static void transpose_out(const float* src, int64_t C, int64_t LQ, const float* rowmul, int64_t nq, float* dst,
+                          int64_t ldd) {
+  for (int64_t i0 = 0; i0 < nq; i0 += W) {
+    const int64_t ni = min64(W, nq - i0);
+    const __m512 vm = rowmul ? _mm512_loadu_ps(rowmul + i0) : _mm512_set1_ps(1.f);
+    for (int64_t c0 = 0; c0 < C; c0 += W) {
+      const int64_t nc = min64(W, C - c0);
+      const __mmask16 cm = tail_mask(nc);
+      __m512 r[16];
+      for (int k = 0; k < 16; ++k)
+        r[k] = k < nc ? _mm512_mul_ps(_mm512_loadu_ps(src + (c0 + k) * LQ + i0), vm) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int k = 0; k < ni; ++k) _mm512_mask_storeu_ps(dst + (i0 + k) * ldd + c0, cm, r[k]);
+    }
+  }
 }
 
 // One query block of one head.
@@ -222,16 +293,14 @@ static void fwd_block(const AttentionShape& s, const float* qh, const float* kh,
       gemm<true, true>(Dv, LQ, nk, vh + j0 * Dv, 1, Dv, S, LQ, Ot, LQ, alpha);
   }
 
-  for (int64_t i = 0; i < nq; ++i) {
-    const float inv = 1.f / l[i];
-    lseh[i0 + i] = static_cast<float>(kLn2 * (static_cast<double>(m[i]) + log2(static_cast<double>(l[i]))));
-    alpha[i] = inv;
+  const __m512 ln2 = _mm512_set1_ps(static_cast<float>(kLn2));
+  for (int v = 0; v < nv; ++v) {
+    const __m512 lv = _mm512_load_ps(l + v * W);
+    const __m512 lse2 = _mm512_add_ps(_mm512_load_ps(m + v * W), log2v(lv));
+    _mm512_mask_storeu_ps(lseh + i0 + v * W, tail_mask(nq - v * W), _mm512_mul_ps(lse2, ln2));
+    _mm512_store_ps(alpha + v * W, _mm512_div_ps(_mm512_set1_ps(1.f), lv));
   }
-  for (int64_t i = 0; i < nq; ++i) {
-    const float inv = alpha[i];
-    float* orow = oh + (i0 + i) * Dv;
-    for (int64_t c = 0; c < Dv; ++c) orow[c] = Ot[c * LQ + i] * inv;
-  }
+  transpose_out(Ot, Dv, LQ, alpha, nq, oh + i0 * Dv, Dv);
 }
 
 // One head of the backward pass.
@@ -294,10 +363,7 @@ static void bwd_head(const AttentionShape& s, const float* qh, const float* kh, 
       else
         gemm<true, false>(D, LQ, nk, kh + j0 * D, 1, D, dP, LQ, dQt, LQ, nullptr);
     }
-    for (int64_t i = 0; i < nq; ++i) {
-      float* gr = gqh + (i0 + i) * D;
-      for (int64_t d = 0; d < D; ++d) gr[d] = dQt[d * LQ + i];
-    }
+    transpose_out(dQt, D, LQ, nullptr, nq, gqh + i0 * D, D);
   }
 }
 
