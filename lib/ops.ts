@@ -415,3 +415,8 @@ export function mseLoss(prediction: Tensor, target: Tensor, options: { reduction
 export function checkFinite(x: Tensor, name = "tensor"): void {
   native.checkFinite(h("checkFinite", x), String(name));
 }
+
+/** Copies src's values into dst in place (same shape; not recorded by autograd). */
+export function copy(dst: Tensor, src: Tensor): void {
+  native.copy_(h("copy", dst, "dst"), h("copy", src, "src"));
+}

@@ -2,7 +2,7 @@
 // parameters: NaN/Inf sanitizing and global-norm clipping happen on the stream.
 import { argumentError } from "./errors";
 import { native } from "./native";
-import { zeros } from "./ops";
+import { copy, zeros } from "./ops";
 import { leaveScopes } from "./memory";
 import { Tensor } from "./tensor";
 
@@ -184,7 +184,7 @@ export class EMA {
   }
   /** Copies the averages into `targets` (default: the tracked parameters). */
   copyTo(targets: Tensor[] = this.params): void {
-    targets.forEach((t, i) => native.copy_(t.handle, this.averages[i]!.handle));
+    targets.forEach((t, i) => copy(t, this.averages[i]!));
   }
   dispose(): void {
     for (const t of this.averages) t.dispose();

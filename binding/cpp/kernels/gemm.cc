@@ -92,7 +92,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   }
   const int64_t MR = ks.mr, NR = ks.nr;
   // K split depends only on K (determinism); balanced so no tiny tail block.
-  const int64_t ks_kc = ks.kc, ks_mc = ks.mc, ks_nc = ks.nc;
+  const int64_t ks_kc = B.kind == 2 ? 1100 : B.kind == 1 ? ks.kc_conv : ks.kc, ks_mc = ks.mc, ks_nc = ks.nc;
   const int64_t nkb = ceil_div(K, ks_kc);
   const int64_t KC = round_up(ceil_div(K, nkb), 4);
   const int64_t M = m1 - m0, N = n1 - n0;
@@ -129,8 +129,20 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
         for (int64_t jr = n0; jr < n1; jr += NR) {
           const int n = static_cast<int>(min64(NR, n1 - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jr : nullptr;
-          pack_b_block(pc, kc, jr, n, bbuf);
-          for (int64_t ir = 0; ir < mc; ir += MR) {
+          int64_t ir0 = 0;
+          if (B.kind == 1 && ks.conv_first) {  // pack fused into the first micro-tile
+            epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
+            if (ks.conv_first(B.conv, pc, kc, jr, n, abuf, bbuf, C + ic * ldc + jr, ldc,
+                              static_cast<int>(min64(MR, mc)), &epi))
+              ir0 = MR;
+          } else if (B.kind == 2 && ks.convt_first) {
+            epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
+            if (ks.convt_first(B.convt, pc, kc, jr, n, abuf, bbuf, C + ic * ldc + jr, ldc,
+                               static_cast<int>(min64(MR, mc)), &epi))
+              ir0 = MR;
+          }
+          if (ir0 == 0) pack_b_block(pc, kc, jr, n, bbuf);
+          for (int64_t ir = ir0; ir < mc; ir += MR) {
             const int m = static_cast<int>(min64(MR, mc - ir));
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
             ks.micro(kc, abuf + ir * kc, bbuf, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);

@@ -64,9 +64,20 @@ struct KernelSet {
   void (*pack_b)(const float* p, int64_t rs, int64_t cs, int64_t kc, int64_t nc, float* dst);
   void (*pack_b_conv)(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst);
   void (*pack_b_convt)(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst);
+  // Optional (may be null): packs the B panel (k0, j0, n columns, n ≤ nr) of an
+  // implicit-im2col source into bdst exactly as pack_b_conv would, and in the same
+  // pass computes the first micro-tile (m rows of A panel a) into c, with the same
+  // arithmetic as micro. Returns 0 (nothing done) when the shape is unsupported.
+  int (*conv_first)(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int n, const float* a, float* bdst,
+                    float* c, int64_t ldc, int m, const MicroEpi* e);
+  int (*convt_first)(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int n, const float* a, float* bdst,
+                     float* c, int64_t ldc, int m, const MicroEpi* e);
   // dst[hp][wp][c] (Hp × Wp × C) = x[c][hp − ph][wp − pw], 0 outside the image.
   void (*to_nhwc)(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t Hp, int64_t Wp,
                   float* dst);
+  // K block for implicit-im2col B (conv), where one long K block pays off (fewer
+  // C reloads and table set-ups; the packed panel is read from L2 well enough).
+  int64_t kc_conv;
 };
 
 namespace avx2 {

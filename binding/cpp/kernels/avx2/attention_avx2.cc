@@ -9,7 +9,7 @@
 // ODR: compiled with AVX2 flags, so only intrinsics, plain loops and helpers
 // with internal linkage; no std:: templates or inline library functions.
 #include <immintrin.h>
-#include <math.h>
+#include <math.h>  // INFINITY
 
 #include <cstddef>
 #include <cstdint>
@@ -160,12 +160,84 @@ static void gemm(int64_t rows, int64_t ncols, int64_t T, const float* A, int64_t
   }
 }
 
-// dst[c·ld + i] = src[i·D + c]·mul for i < nq, c < D; lanes nq..LQ-1 set to `pad`.
+// log2(x) for finite normal x > 0: x = m·2^e with m in [sqrt(1/2), sqrt(2)), then
+// log2(m) = (2/ln 2)·atanh(z), z = (m-1)/(m+1), |z| < 0.172 (odd series to z^9).
+static inline __m256 log2v(__m256 x) {
+  const __m256i xi = _mm256_castps_si256(x);
+  __m256 e = _mm256_cvtepi32_ps(
+      _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)));
+  __m256 m = _mm256_castsi256_ps(
+      _mm256_or_si256(_mm256_and_si256(xi, _mm256_set1_epi32(0x7fffff)), _mm256_set1_epi32(0x3f800000)));  // [1, 2)
+  const __m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
+  m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
+  e = _mm256_add_ps(e, _mm256_and_ps(big, _mm256_set1_ps(1.f)));
+  const __m256 z = _mm256_div_ps(_mm256_sub_ps(m, _mm256_set1_ps(1.f)), _mm256_add_ps(m, _mm256_set1_ps(1.f)));
+  const __m256 z2 = _mm256_mul_ps(z, z);
+  __m256 p = _mm256_set1_ps(1.f / 9.f);
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(1.f / 7.f));
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(1.f / 5.f));
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(1.f / 3.f));
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(1.f));
+  return _mm256_fmadd_ps(_mm256_mul_ps(p, z), _mm256_set1_ps(2.88539008f), e);  // 2/ln 2
+}
+
+// In-register 8×8 transpose of r[0..7].
+static inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 2; ++k) {
+    u[4 * k + 0] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+  }
+}
+
+// dst[c·LQ + i] = src[i·D + c]·mul for i < nq, c < D; lanes nq..LQ-1 become 0.
 static void transpose_in(const float* src, int64_t nq, int64_t D, float mul, float* dst, int64_t LQ) {
-  for (int64_t i = 0; i < nq; ++i)
-    for (int64_t c = 0; c < D; ++c) dst[c * LQ + i] = src[i * D + c] * mul;
-  for (int64_t c = 0; c < D; ++c)
-    for (int64_t i = nq; i < LQ; ++i) dst[c * LQ + i] = 0.f;
+  const __m256 vm = _mm256_set1_ps(mul);
+  for (int64_t i0 = 0; i0 < LQ; i0 += W) {
+    const int64_t ni = min64(W, nq - i0);  // >= 1: LQ is the rounded-up nq
+    for (int64_t c0 = 0; c0 < D; c0 += W) {
+      const int64_t nc = min64(W, D - c0);
+      const __m256i cm = tail_mask(nc);
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k)
+        r[k] = k < ni ? _mm256_mul_ps(_mm256_maskload_ps(src + (i0 + k) * D + c0, cm), vm) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int k = 0; k < nc; ++k) _mm256_storeu_ps(dst + (c0 + k) * LQ + i0, r[k]);
+    }
+  }
+}
+
+// dst[i·ldd + c] = src[c·LQ + i]·rowmul[i] for i < nq, c < C (rowmul may be null).
+static void transpose_out(const float* src, int64_t C, int64_t LQ, const float* rowmul, int64_t nq, float* dst,
+                          int64_t ldd) {
+  for (int64_t i0 = 0; i0 < nq; i0 += W) {
+    const int64_t ni = min64(W, nq - i0);
+    const __m256 vm = rowmul ? _mm256_loadu_ps(rowmul + i0) : _mm256_set1_ps(1.f);
+    for (int64_t c0 = 0; c0 < C; c0 += W) {
+      const int64_t nc = min64(W, C - c0);
+      const __m256i cm = tail_mask(nc);
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k)
+        r[k] = k < nc ? _mm256_mul_ps(_mm256_loadu_ps(src + (c0 + k) * LQ + i0), vm) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int k = 0; k < ni; ++k) {
+        if (nc == W)
+          _mm256_storeu_ps(dst + (i0 + k) * ldd + c0, r[k]);
+        else
+          _mm256_maskstore_ps(dst + (i0 + k) * ldd + c0, cm, r[k]);
+      }
+    }
+  }
 }
 
 // One query block of one head.
@@ -226,16 +298,14 @@ static void fwd_block(const AttentionShape& s, const float* qh, const float* kh,
       gemm<true, true>(Dv, LQ, nk, vh + j0 * Dv, 1, Dv, S, LQ, Ot, LQ, alpha);
   }
 
-  for (int64_t i = 0; i < nq; ++i) {
-    const float inv = 1.f / l[i];
-    lseh[i0 + i] = static_cast<float>(kLn2 * (static_cast<double>(m[i]) + log2(static_cast<double>(l[i]))));
-    alpha[i] = inv;
+  const __m256 ln2 = _mm256_set1_ps(static_cast<float>(kLn2));
+  for (int v = 0; v < nv; ++v) {
+    const __m256 lv = _mm256_load_ps(l + v * W);
+    const __m256 lse2 = _mm256_add_ps(_mm256_load_ps(m + v * W), log2v(lv));
+    _mm256_maskstore_ps(lseh + i0 + v * W, tail_mask(nq - v * W), _mm256_mul_ps(lse2, ln2));
+    _mm256_store_ps(alpha + v * W, _mm256_div_ps(_mm256_set1_ps(1.f), lv));
   }
-  for (int64_t i = 0; i < nq; ++i) {
-    const float inv = alpha[i];
-    float* orow = oh + (i0 + i) * Dv;
-    for (int64_t c = 0; c < Dv; ++c) orow[c] = Ot[c * LQ + i] * inv;
-  }
+  transpose_out(Ot, Dv, LQ, alpha, nq, oh + i0 * Dv, Dv);
 }
 
 // One head of the backward pass.
@@ -298,10 +368,7 @@ static void bwd_head(const AttentionShape& s, const float* qh, const float* kh, 
       else
         gemm<true, false>(D, LQ, nk, kh + j0 * D, 1, D, dP, LQ, dQt, LQ, nullptr);
     }
-    for (int64_t i = 0; i < nq; ++i) {
-      float* gr = gqh + (i0 + i) * D;
-      for (int64_t d = 0; d < D; ++d) gr[d] = dQt[d * LQ + i];
-    }
+    transpose_out(dQt, D, LQ, nullptr, nq, gqh + i0 * D, D);
   }
 }
 

@@ -265,6 +265,7 @@ void pack_conv_panel_generic(const ConvSrc* s, int64_t k0, int64_t kc, const Seg
   }
 }
 
+constexpr int64_t PFD = 3;   // channels ahead to prefetch when reading the image
 constexpr int kMaxKK = 64;    // table path: kernels up to 64 taps
 constexpr int kMaxParts = 4;  // and at most 4 row runs per 16-lane half
 
@@ -273,104 +274,183 @@ struct Part {
   __mmask16 m;
 };
 
-// Implicit im2col: for stride-1 (along W) convs the loads of one panel row are the
-// same for every channel up to the channel base, so the (offset, mask) pairs of each
-// kernel tap are computed once per panel; a packed row is then 1–2 masked loads
-// per 16 lanes and one aligned store.
-void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
-  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+// Per-panel load table of the implicit im2col: for stride-1 (along W) convs the
+// loads of one panel row are the same for every channel up to the channel base, so
+// the (offset, mask) pairs of each kernel tap are computed once per panel.
+struct ConvTab {
   Part tab[kMaxKK][2][kMaxParts];
   int cnt[kMaxKK][2];
+};
+
+// Splits panel columns [j, j + n) into runs along output rows.
+inline int conv_segments(const ConvSrc* s, int64_t j, int64_t n, Seg* seg) {
+  int nseg = 0;
+  int64_t oh = j / s->OW, ow = j % s->OW, off = 0;
+  while (off < n) {
+    const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
+    seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow * s->sw - s->pw, len};
+    off += len;
+    ++oh;
+    ow = 0;
+  }
+  return nseg;
+}
+
+// Fills the table; returns the most parts any tap/half needs (≥ 1; parts beyond a
+// tap's count up to 2 are no-op loads), or -1 if the table path does not apply.
+int build_tab(const ConvSrc* s, const Seg* seg, int nseg, ConvTab* T) {
+  const int64_t KK = s->KH * s->KW;
+  if (s->sw != 1 || KK > kMaxKK || nseg > kMaxParts) return -1;
+  for (int64_t r = 0; r < KK; ++r) {
+    const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;
+    int* cnt = T->cnt[r];
+    cnt[0] = cnt[1] = 0;
+    for (int q = 0; q < nseg; ++q) {
+      const int64_t ih = seg[q].a + dh;
+      if (ih < 0 || ih >= s->H) continue;
+      const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
+      const int64_t lo = iw0 < 0 ? -iw0 : 0;
+      const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
+      if (lo >= hi) continue;
+      const int64_t p0 = seg[q].off + lo, p1 = seg[q].off + hi;  // destination lanes [p0, p1)
+      for (int h = 0; h < 2; ++h) {
+        const int64_t a = p0 > 16 * h ? p0 : 16 * h, b = p1 < 16 * h + 16 ? p1 : 16 * h + 16;
+        if (a >= b) continue;
+        const uint32_t bits = ((b - a >= 16) ? 0xFFFFu : ((1u << (b - a)) - 1u)) << (a - 16 * h);
+        T->tab[r][h][cnt[h]++] = Part{ih * s->W + iw0 - seg[q].off + 16 * h, static_cast<__mmask16>(bits)};
+      }
+    }
+  }
+  int maxc = 1;
+  for (int64_t r = 0; r < KK; ++r) {
+    for (int h = 0; h < 2; ++h) {
+      maxc = T->cnt[r][h] > maxc ? T->cnt[r][h] : maxc;
+      for (int q = T->cnt[r][h]; q < 2; ++q) T->tab[r][h][q] = Part{0, 0};  // empty parts: no-op loads
+    }
+  }
+  return maxc;
+}
+
+// One packed row from the table (MAXC 1 or 2 parts per half), with a prefetch of
+// the same loads PFD channels ahead.
+template <int MAXC>
+__attribute__((always_inline)) inline void tab_row(const ConvTab* T, int64_t r, const float* xc, int64_t HW,
+                                                   __m512& v0, __m512& v1) {
+  const Part* t = T->tab[r][0];
+  const Part* u = T->tab[r][1];
+  _mm_prefetch(reinterpret_cast<const char*>(xc + PFD * HW + t[0].off), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(xc + PFD * HW + u[MAXC - 1].off + 15), _MM_HINT_T0);
+  v0 = _mm512_maskz_loadu_ps(t[0].m, xc + t[0].off);
+  v1 = _mm512_maskz_loadu_ps(u[0].m, xc + u[0].off);
+  if (MAXC == 2) {
+    v0 = _mm512_mask_loadu_ps(v0, t[1].m, xc + t[1].off);
+    v1 = _mm512_mask_loadu_ps(v1, u[1].m, xc + u[1].off);
+  }
+}
+
+template <int MAXC>
+void pack_tab_rows(const ConvTab* T, int64_t KK, int64_t r, const float* xc, int64_t HW, int64_t kc, float* d) {
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 v0, v1;
+    tab_row<MAXC>(T, r, xc, HW, v0, v1);
+    _mm512_store_ps(d + k * NR, v0);
+    _mm512_store_ps(d + k * NR + 16, v1);
+    if (++r == KK) {
+      r = 0;
+      xc += HW;
+    }
+  }
+}
+
+void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+  ConvTab T;
   for (int64_t jp = 0; jp < nc; jp += NR) {
     const int64_t n = nc - jp < NR ? nc - jp : NR;
     float* d = dst + jp * kc;
     Seg seg[NR];
-    int nseg = 0;
-    {
-      int64_t j = j0 + jp, oh = j / s->OW, ow = j % s->OW, off = 0;
-      while (off < n) {
-        const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
-        seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow * s->sw - s->pw, len};
-        off += len;
-        ++oh;
-        ow = 0;
-      }
-    }
-    if (s->sw != 1 || KK > kMaxKK || nseg > kMaxParts) {
+    const int nseg = conv_segments(s, j0 + jp, n, seg);
+    const int maxc = build_tab(s, seg, nseg, &T);
+    if (maxc < 0) {
       pack_conv_panel_generic(s, k0, kc, seg, nseg, d);
       continue;
     }
-    for (int64_t r = 0; r < KK; ++r) {
-      const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;
-      cnt[r][0] = cnt[r][1] = 0;
-      for (int q = 0; q < nseg; ++q) {
-        const int64_t ih = seg[q].a + dh;
-        if (ih < 0 || ih >= s->H) continue;
-        const int64_t iw0 = seg[q].b + dw, len = seg[q].len;
-        const int64_t lo = iw0 < 0 ? -iw0 : 0;
-        const int64_t hi = (s->W - iw0) < len ? (s->W - iw0) : len;
-        if (lo >= hi) continue;
-        const int64_t p0 = seg[q].off + lo, p1 = seg[q].off + hi;  // destination lanes [p0, p1)
-        for (int h = 0; h < 2; ++h) {
-          const int64_t a = p0 > 16 * h ? p0 : 16 * h, b = p1 < 16 * h + 16 ? p1 : 16 * h + 16;
-          if (a >= b) continue;
-          const uint32_t bits = ((b - a >= 16) ? 0xFFFFu : ((1u << (b - a)) - 1u)) << (a - 16 * h);
-          tab[r][h][cnt[r][h]++] = Part{ih * s->W + iw0 - seg[q].off + 16 * h, static_cast<__mmask16>(bits)};
-        }
-      }
-    }
-    int maxc = 0;
-    for (int64_t r = 0; r < KK; ++r) {
-      for (int h = 0; h < 2; ++h) {
-        maxc = cnt[r][h] > maxc ? cnt[r][h] : maxc;
-        for (int q = cnt[r][h]; q < 2; ++q) tab[r][h][q] = Part{0, 0};  // empty parts: no-op loads
-      }
-    }
-    int64_t c = k0 / KK, r = k0 % KK;
-    const float* xc = s->x + c * HW;
-    if (maxc <= 1) {  // one run per half (e.g. OW a multiple of 32): 2 zero-masked loads per row
-      for (int64_t k = 0; k < kc; ++k) {
-        float* drow = d + k * NR;
-        const Part* t = tab[r][0];
-        const Part* u = tab[r][1];
-        _mm512_store_ps(drow, _mm512_maskz_loadu_ps(t[0].m, xc + t[0].off));
-        _mm512_store_ps(drow + 16, _mm512_maskz_loadu_ps(u[0].m, xc + u[0].off));
-        if (++r == KK) {
-          r = 0;
-          xc += HW;
-        }
-      }
+    const int64_t r = k0 % KK;
+    const float* xc = s->x + (k0 / KK) * HW;
+    if (maxc == 1) {  // one run per half (e.g. OW a multiple of 32): 2 zero-masked loads per row
+      pack_tab_rows<1>(&T, KK, r, xc, HW, kc, d);
     } else if (maxc == 2) {  // panel spans two output rows
-      for (int64_t k = 0; k < kc; ++k) {
-        float* drow = d + k * NR;
-        const Part* t = tab[r][0];
-        const Part* u = tab[r][1];
-        __m512 v0 = _mm512_maskz_loadu_ps(t[0].m, xc + t[0].off);
-        __m512 v1 = _mm512_maskz_loadu_ps(u[0].m, xc + u[0].off);
-        v0 = _mm512_mask_loadu_ps(v0, t[1].m, xc + t[1].off);
-        v1 = _mm512_mask_loadu_ps(v1, u[1].m, xc + u[1].off);
-        _mm512_store_ps(drow, v0);
-        _mm512_store_ps(drow + 16, v1);
-        if (++r == KK) {
-          r = 0;
-          xc += HW;
-        }
-      }
+      pack_tab_rows<2>(&T, KK, r, xc, HW, kc, d);
     } else {
+      int64_t rr = r;
       for (int64_t k = 0; k < kc; ++k) {
         float* drow = d + k * NR;
         for (int h = 0; h < 2; ++h) {
           __m512 v = _mm512_setzero_ps();
-          for (int q = 0; q < cnt[r][h]; ++q) v = _mm512_mask_loadu_ps(v, tab[r][h][q].m, xc + tab[r][h][q].off);
+          for (int q = 0; q < T.cnt[rr][h]; ++q) v = _mm512_mask_loadu_ps(v, T.tab[rr][h][q].m, xc + T.tab[rr][h][q].off);
           _mm512_store_ps(drow + 16 * h, v);
         }
-        if (++r == KK) {
-          r = 0;
+        if (++rr == KK) {
+          rr = 0;
           xc += HW;
         }
       }
     }
   }
+}
+
+// Fused pack + first micro-tile (full MR rows, NV = 2): each B row is loaded from
+// the image once, stored to the packed panel for the remaining tiles and used
+// straight from registers here. Same FMA order as micro_t<MR, 2>.
+template <int MAXC>
+void conv_first_t(int64_t kc, const float* __restrict a, const ConvTab* T, int64_t KK, int64_t r, const float* xc,
+                  int64_t HW, float* __restrict d, float* c, int64_t ldc, int n, const MicroEpi* e) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+    acc[i][0] = _mm512_setzero_ps();
+    acc[i][1] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 b0, b1;
+    tab_row<MAXC>(T, r, xc, HW, b0, b1);
+    _mm512_store_ps(d, b0);
+    _mm512_store_ps(d + 16, b1);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    d += NR;
+    if (++r == KK) {
+      r = 0;
+      xc += HW;
+    }
+  }
+  store_tile<MR, 2>(acc, c, ldc, n, e);
+}
+
+int conv_first(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int n, const float* a, float* bdst, float* c,
+               int64_t ldc, int m, const MicroEpi* e) {
+  if (m != MR || n <= 16 || n > NR) return 0;
+  Seg seg[NR];
+  const int nseg = conv_segments(s, j0, n, seg);
+  ConvTab T;
+  const int maxc = build_tab(s, seg, nseg, &T);
+  if (maxc < 0 || maxc > 2) return 0;
+  const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
+  const int64_t r = k0 % KK;
+  const float* xc = s->x + (k0 / KK) * HW;
+  if (maxc == 1)
+    conv_first_t<1>(kc, a, &T, KK, r, xc, HW, bdst, c, ldc, n, e);
+  else
+    conv_first_t<2>(kc, a, &T, KK, r, xc, HW, bdst, c, ldc, n, e);
+  return 1;
 }
 
 void pack_b_convt(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
@@ -413,6 +493,52 @@ void pack_b_convt(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t
   }
 }
 
+// Fused pack + first micro-tile for the weight-gradient source when the panel is
+// one contiguous run of 32 channels (same FMA order as micro_t<MR, 2>).
+int convt_first(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int n, const float* __restrict a,
+                float* __restrict d, float* c, int64_t ldc, int m, const MicroEpi* e) {
+  if (m != MR || n != NR) return 0;
+  const int64_t khw = j0 / s->C, c0 = j0 % s->C;
+  if (s->C - c0 < NR) return 0;
+  const int64_t kh = khw / s->KW, kw = khw % s->KW;
+  const float* src = s->xt + ((kh * s->dh) * s->Wp + kw * s->dw) * s->C + c0;
+  int64_t oh = k0 / s->OW, ow = k0 % s->OW;
+  const int64_t step = s->sw * s->C, row_step = s->sh * s->Wp * s->C;
+  const float* p = src + oh * row_step + ow * step;
+  const float* row = src + oh * row_step;
+  __m512 acc[MR][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+    acc[i][0] = _mm512_setzero_ps();
+    acc[i][1] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(p);
+    const __m512 b1 = _mm512_loadu_ps(p + 16);
+    _mm512_store_ps(d, b0);
+    _mm512_store_ps(d + 16, b1);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    d += NR;
+    p += step;
+    if (++ow == s->OW) {
+      ow = 0;
+      row += row_step;
+      p = row;
+    }
+  }
+  store_tile<MR, 2>(acc, c, ldc, n, e);
+  return 1;
+}
+
 void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t Hp, int64_t Wp,
              float* dst) {
   const int64_t HW = H * W;
@@ -445,8 +571,8 @@ void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_
 }
 
 const impl::KernelSet kSet = {MR,           NR,       256,          168,          4096,
-                              &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt,
-                              &to_nhwc};
+                              &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt, &conv_first, &convt_first,
+                              &to_nhwc,      600};
 
 }  // namespace
 }  // namespace fd::kernels::avx512
