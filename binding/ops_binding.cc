@@ -20,30 +20,17 @@ Napi::Value entry(Info info) {
   });
 }
 
-// Returns the op's table name (static storage) so errors name "exp", not "unary".
+// Parses the op name; returns the name's static storage so errors say "exp", not "unary".
 const char* unary_op(const Args& a, size_t i, ops::Unary* out) {
-  static const std::pair<const char*, ops::Unary> table[] = {
-      {"neg", ops::Unary::Neg},         {"exp", ops::Unary::Exp},           {"log", ops::Unary::Log},
-      {"sqrt", ops::Unary::Sqrt},       {"rsqrt", ops::Unary::Rsqrt},       {"abs", ops::Unary::Abs},
-      {"square", ops::Unary::Square},   {"sign", ops::Unary::Sign},         {"sigmoid", ops::Unary::Sigmoid},
-      {"softplus", ops::Unary::Softplus}, {"tanh", ops::Unary::Tanh},       {"silu", ops::Unary::Silu},
-      {"gelu_tanh", ops::Unary::GeluTanh}, {"gelu_erf", ops::Unary::GeluErf}, {"relu", ops::Unary::Relu},
-      {"affine", ops::Unary::Affine},   {"pow", ops::Unary::PowScalar},     {"clamp", ops::Unary::Clamp},
-      {"isnan", ops::Unary::IsNan},     {"nan_to_num", ops::Unary::NanToNum}};
   const std::string name = a.string(i, "op");
-  for (const auto& [n, op] : table)
-    if (name == n) return *out = op, n;
-  fail(ErrorCode::Argument, "unary: unknown op '", name, "'");
+  FD_CHECK(kernels::parse_unary(name.c_str(), out), ErrorCode::Argument, "unary: unknown op '", name, "'");
+  return kernels::unary_name(*out);
 }
 
 const char* binary_op(const Args& a, size_t i, ops::Binary* out) {
-  static const std::pair<const char*, ops::Binary> table[] = {
-      {"add", ops::Binary::Add}, {"sub", ops::Binary::Sub}, {"mul", ops::Binary::Mul}, {"div", ops::Binary::Div},
-      {"pow", ops::Binary::Pow}, {"maximum", ops::Binary::Maximum}, {"minimum", ops::Binary::Minimum}};
   const std::string name = a.string(i, "op");
-  for (const auto& [n, op] : table)
-    if (name == n) return *out = op, n;
-  fail(ErrorCode::Argument, "binary: unknown op '", name, "'");
+  FD_CHECK(kernels::parse_binary(name.c_str(), out), ErrorCode::Argument, "binary: unknown op '", name, "'");
+  return kernels::binary_name(*out);
 }
 
 // ---- creation ----

@@ -28,16 +28,8 @@ int g_checks = 0;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
 
-const char* unary_name(Unary op) {
-  static const char* names[] = {"neg",      "exp",  "log",  "sqrt",     "rsqrt",   "abs",   "square",
-                                "sign",     "sigmoid", "softplus", "tanh", "silu", "gelu_tanh", "gelu_erf",
-                                "relu",     "affine", "pow_scalar", "clamp", "isnan", "nan_to_num"};
-  return names[static_cast<int>(op)];
-}
-const char* binary_name(Binary op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
-  return names[static_cast<int>(op)];
-}
+using fd::kernels::binary_name;
+using fd::kernels::unary_name;
 
 // max |f - r| / max(1, |r|); NaN must match NaN, infinities must match exactly. Returns +inf on a mismatch of kind.
 double compare(const float* f, const float* r, int64_t n, int64_t* where = nullptr) {

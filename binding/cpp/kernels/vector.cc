@@ -3,6 +3,7 @@
 // is serial; every reduction that spans threads is done here in a fixed order
 // over fixed-size pieces, so results do not depend on the thread count.
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <vector>
 
@@ -232,6 +233,31 @@ int64_t sanitize_nonfinite(int64_t n, float* x) {
   int64_t s = 0;
   for (int64_t c = 0; c < chunks; ++c) s += part[c];
   return s;
+}
+
+// ---- op names ----
+namespace {
+const char* const kUnaryNames[] = {"neg",  "exp",     "log",      "sqrt", "rsqrt", "abs",       "square",
+                                   "sign", "sigmoid", "softplus", "tanh", "silu",  "gelu_tanh", "gelu_erf",
+                                   "relu", "affine",  "pow",      "clamp", "isnan", "nan_to_num"};
+const char* const kBinaryNames[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+static_assert(sizeof(kUnaryNames) / sizeof(kUnaryNames[0]) == static_cast<size_t>(Unary::Count), "a unary op has no name");
+static_assert(sizeof(kBinaryNames) / sizeof(kBinaryNames[0]) == static_cast<size_t>(Binary::Count), "a binary op has no name");
+}  // namespace
+
+const char* unary_name(Unary op) { return kUnaryNames[static_cast<int>(op)]; }
+const char* binary_name(Binary op) { return kBinaryNames[static_cast<int>(op)]; }
+
+bool parse_unary(const char* name, Unary* out) {
+  for (int i = 0; i < static_cast<int>(Unary::Count); ++i)
+    if (std::strcmp(name, kUnaryNames[i]) == 0) return *out = static_cast<Unary>(i), true;
+  return false;
+}
+
+bool parse_binary(const char* name, Binary* out) {
+  for (int i = 0; i < static_cast<int>(Binary::Count); ++i)
+    if (std::strcmp(name, kBinaryNames[i]) == 0) return *out = static_cast<Binary>(i), true;
+  return false;
 }
 
 }  // namespace fd::kernels

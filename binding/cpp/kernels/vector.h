@@ -31,6 +31,13 @@ void unary_backward(Unary op, int64_t n, const float* x, const float* y, const f
 enum class Binary : int { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Count };
 void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, int64_t sb, float* out);
 
+// Names of the ops ("exp", "gelu_tanh", "pow", ...): used in error messages, by the
+// JS binding to parse op names, and by the benches. parse_* return false if unknown.
+const char* unary_name(Unary op);
+const char* binary_name(Binary op);
+bool parse_unary(const char* name, Unary* out);
+bool parse_binary(const char* name, Binary* out);
+
 // ---- normalization ----
 // Group norm over x [N, C, HW] with G groups (C % G == 0): per (n, g) mean and
 // biased variance over (C/G)·HW values, rstd = 1/sqrt(var + eps);

@@ -10,17 +10,8 @@
 namespace fd::ops {
 namespace {
 
-const char* unary_name(Unary op) {
-  static const char* names[] = {"neg",   "exp",      "log",   "sqrt",    "rsqrt",  "abs",       "square",
-                                "sign",  "sigmoid",  "softplus", "tanh", "silu",   "gelu_tanh", "gelu_erf",
-                                "relu",  "affine",   "pow",   "clamp",   "isnan",  "nan_to_num"};
-  return names[static_cast<int>(op)];
-}
-
-const char* binary_name(Binary op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
-  return names[static_cast<int>(op)];
-}
+using kernels::binary_name;
+using kernels::unary_name;
 
 bool has_gradient(Unary op) { return op != Unary::Sign && op != Unary::IsNan; }
 
