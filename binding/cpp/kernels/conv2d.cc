@@ -168,27 +168,32 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* g
   const int64_t OH = s.OH(), OW = s.OW();
   const int64_t G = s.groups, Cg = s.C / G, OCg = s.OC / G, KK = s.KH * s.KW, Kg = Cg * KK, HW = s.H * s.W;
   const int64_t S = (OH > 0 && OW > 0) ? OH * OW : 0;
-  if (gb) {
+  // Bias gradient: per (image, channel) a float sum in 8 lanes, rounded into a
+  // double accumulator image by image (the same arithmetic for any thread count).
+  auto bias_rows = [&](int64_t n, int64_t ob, int64_t oe, double* acc) {
+    for (int64_t oc = ob; oc < oe; ++oc) {
+      const float* p = gy + (n * s.OC + oc) * S;
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 8 <= S; i += 8)
+        for (int l = 0; l < 8; ++l) part[l] += p[i + l];
+      double sum = 0.0;
+      for (int l = 0; l < 8; ++l) sum += part[l];
+      for (; i < S; ++i) sum += p[i];
+      acc[oc] += sum;
+    }
+  };
+  std::vector<double> gbacc(gb ? static_cast<size_t>(s.OC) : 0, 0.0);
+  auto bias_all = [&]() {  // whole bias gradient in one pass (paths without a per-image loop)
+    if (!gb) return;
     ThreadPool::global().parallel_for(s.OC, 8, [&](int64_t b, int64_t e) {
-      for (int64_t oc = b; oc < e; ++oc) {
-        double acc = 0.0;
-        for (int64_t n = 0; n < s.N; ++n) {
-          const float* p = gy + (n * s.OC + oc) * S;
-          float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t i = 0;
-          for (; i + 8 <= S; i += 8)
-            for (int l = 0; l < 8; ++l) part[l] += p[i + l];
-          double sum = 0.0;
-          for (int l = 0; l < 8; ++l) sum += part[l];
-          for (; i < S; ++i) sum += p[i];
-          acc += sum;
-        }
-        gb[oc] = static_cast<float>(acc);
-      }
+      for (int64_t n = 0; n < s.N; ++n) bias_rows(n, b, e, gbacc.data());
     });
-  }
-  if (s.OC <= 0 || Kg <= 0) return;
+    for (int64_t oc = 0; oc < s.OC; ++oc) gb[oc] = static_cast<float>(gbacc[oc]);
+  };
+  if (s.OC <= 0 || Kg <= 0) return bias_all();
   if (s.N <= 0 || S == 0) {
+    bias_all();
     std::memset(gw, 0, sizeof(float) * static_cast<size_t>(s.OC * Kg));
     return;
   }
@@ -198,6 +203,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* g
   const int nthreads = tm * tn;
 
   if (is_pointwise(s)) {  // gw[g] = Σ_n gy[n,g] · x[n,g]ᵀ, written in place
+    bias_all();
     auto work = [&](int tid, int nt) {
       int64_t mb = 0, me = OCg, nb = 0, ne = Kg;
       if (nt == nthreads && nt > 1) {
@@ -221,41 +227,61 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* g
     return;
   }
 
-  // Zero-padded channels-last copies of every (image, group): xt[n,g][hp][wp][c].
+  // Zero-padded channels-last copies xt[n,g][hp][wp][c], made for a chunk of images
+  // at a time (bounded scratch: one image on 1 thread, kChunk images otherwise) just
+  // before their GEMMs, so they are still in cache when the B packer reads them.
   const int64_t Hp = (OH - 1) * s.stride_h + (s.KH - 1) * s.dil_h + 1;
   const int64_t Wp = (OW - 1) * s.stride_w + (s.KW - 1) * s.dil_w + 1;
   const int64_t img = Hp * Wp * Cg;
+  constexpr int64_t kChunk = 4;
+  const int64_t chunk = nthreads > 1 ? (s.N < kChunk ? s.N : kChunk) : 1;
   struct {
     float* p;
-  } xt{tl_xt.get(static_cast<size_t>(s.N * G * img))}, gwt{tl_gwt.get(static_cast<size_t>(G * OCg * Kg))};
-  if (!xt.p || !gwt.p) return ref::conv2d_backward_weight(s, x, gy, gw, nullptr);
-  ThreadPool::global().parallel_for(s.N * G, 1, [&](int64_t b, int64_t e) {
-    for (int64_t item = b; item < e; ++item) {
-      const int64_t n = item / G, g = item % G;
-      ks->to_nhwc(x + (n * s.C + g * Cg) * HW, Cg, s.H, s.W, s.pad_h, s.pad_w, Hp, Wp, xt.p + item * img);
-    }
-  });
-  auto work = [&](int tid, int nt) {
-    int64_t mb = 0, me = OCg, nb = 0, ne = Kg;
-    if (nt == nthreads && nt > 1) {
-      impl::block_range(OCg, ks->mr, tm, tid / tn, &mb, &me);
-      impl::block_range(Kg, ks->nr, tn, tid % tn, &nb, &ne);
-    } else if (tid != 0) {
-      return;
-    }
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t n = 0; n < s.N; ++n) {
-        const ConvTSrc src{xt.p + (n * G + g) * img, Cg, Wp, s.KH, s.KW, s.stride_h, s.stride_w, s.dil_h, s.dil_w, OW};
-        const ASource a{gy + (n * s.OC + g * OCg) * S, S, 1};
-        const BSource b{2, nullptr, 0, 0, nullptr, &src};
-        impl::gemm_block(*ks, mb, me, nb, ne, S, 1.f, a, b, n == 0 ? 0.f : 1.f, gwt.p + g * OCg * Kg, Kg, nullptr,
-                         nullptr);
-      }
+  } xt{tl_xt.get(static_cast<size_t>(chunk * G * img))}, gwt{tl_gwt.get(static_cast<size_t>(G * OCg * Kg))};
+  if (!xt.p || !gwt.p) return ref::conv2d_backward_weight(s, x, gy, gw, gb);
+  auto convert = [&](int64_t item, int64_t n0) {  // item = (n, g) with n ≥ n0
+    const int64_t n = item / G, g = item % G;
+    ks->to_nhwc(x + (n * s.C + g * Cg) * HW, Cg, s.H, s.W, s.pad_h, s.pad_w, Hp, Wp, xt.p + (item - n0 * G) * img);
   };
-  if (nthreads > 1)
-    ThreadPool::global().run_on_all(work, nthreads);
-  else
-    work(0, 1);
+  for (int64_t n0 = 0; n0 < s.N; n0 += chunk) {
+    const int64_t n1 = n0 + chunk < s.N ? n0 + chunk : s.N;
+    if (nthreads > 1)
+      ThreadPool::global().parallel_for((n1 - n0) * G, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) convert(n0 * G + i, n0);
+      });
+    else
+      for (int64_t i = n0 * G; i < n1 * G; ++i) convert(i, n0);
+    auto work = [&](int tid, int nt) {
+      int64_t mb = 0, me = OCg, nb = 0, ne = Kg;
+      const bool split = nt == nthreads && nt > 1;
+      if (split) {
+        impl::block_range(OCg, ks->mr, tm, tid / tn, &mb, &me);
+        impl::block_range(Kg, ks->nr, tn, tid % tn, &nb, &ne);
+      } else if (tid != 0) {
+        return;
+      }
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t n = n0; n < n1; ++n) {
+          const ConvTSrc src{xt.p + ((n - n0) * G + g) * img, Cg, Wp, s.KH, s.KW, s.stride_h, s.stride_w,
+                             s.dil_h, s.dil_w, OW};
+          const ASource a{gy + (n * s.OC + g * OCg) * S, S, 1};
+          const BSource b{2, nullptr, 0, 0, nullptr, &src};
+          impl::gemm_block(*ks, mb, me, nb, ne, S, 1.f, a, b, n == 0 ? 0.f : 1.f, gwt.p + g * OCg * Kg, Kg, nullptr,
+                           nullptr);
+        }
+      if (gb) {  // this thread's share of the bias channels, while gy[n] is in cache
+        int64_t ob = 0, oe = s.OC;
+        if (split) impl::block_range(s.OC, 1, nt, tid, &ob, &oe);
+        for (int64_t n = n0; n < n1; ++n) bias_rows(n, ob, oe, gbacc.data());
+      }
+    };
+    if (nthreads > 1)
+      ThreadPool::global().run_on_all(work, nthreads);
+    else
+      work(0, 1);
+  }
+  if (gb)
+    for (int64_t oc = 0; oc < s.OC; ++oc) gb[oc] = static_cast<float>(gbacc[oc]);
   // (kh, kw, c) → (c, kh, kw)
   for (int64_t g = 0; g < G; ++g)
     for (int64_t oc = 0; oc < OCg; ++oc) {

@@ -92,7 +92,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   }
   const int64_t MR = ks.mr, NR = ks.nr;
   // K split depends only on K (determinism); balanced so no tiny tail block.
-  const int64_t ks_kc = B.kind == 2 ? 1100 : B.kind == 1 ? ks.kc_conv : ks.kc, ks_mc = ks.mc, ks_nc = ks.nc;
+  const int64_t ks_kc = B.kind != 0 ? ks.kc_conv : ks.kc, ks_mc = ks.mc, ks_nc = ks.nc;
   const int64_t nkb = ceil_div(K, ks_kc);
   const int64_t KC = round_up(ceil_div(K, nkb), 4);
   const int64_t M = m1 - m0, N = n1 - n0;

@@ -561,10 +561,16 @@ void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_
         const int64_t cc = C - c0 < 16 ? C - c0 : 16;
         const __mmask16 cm = mask_n(cc);
         __m512 r[16];
-        for (int i = 0; i < 16; ++i)
+        for (int i = 0; i < 16; ++i) {
+          // the next image row (read on the next hp) is prefetched alongside
+          if (i < cc) _mm_prefetch(reinterpret_cast<const char*>(xrow + W + (c0 + i) * HW + w0), _MM_HINT_T0);
           r[i] = i < cc ? _mm512_maskz_loadu_ps(wm, xrow + (c0 + i) * HW + w0) : _mm512_setzero_ps();
+        }
         transpose16(r);
-        for (int t = 0; t < ww; ++t) _mm512_mask_storeu_ps(drow + (pw + w0 + t) * C + c0, cm, r[t]);
+        if (cc == 16)  // masked stores are slow on some cores: plain stores when the run is whole
+          for (int t = 0; t < ww; ++t) _mm512_storeu_ps(drow + (pw + w0 + t) * C + c0, r[t]);
+        else
+          for (int t = 0; t < ww; ++t) _mm512_mask_storeu_ps(drow + (pw + w0 + t) * C + c0, cm, r[t]);
       }
     }
   }
