@@ -41,8 +41,8 @@ function scalarTensor(v: number): NativeTensor {
 }
 function binaryOp(op: string, a: Operand, b: Operand): Tensor {
   if (typeof a === "number" && typeof b === "number") throw argumentError(op, "at least one operand must be a Tensor");
-  const ta = typeof a === "number" ? scalarTensor(finiteOrNaN(op, a)) : h(op, a, "a");
-  const tb = typeof b === "number" ? scalarTensor(finiteOrNaN(op, b)) : h(op, b, "b");
+  const ta = typeof a === "number" ? scalarTensor(numberOperand(op, a)) : h(op, a, "a");
+  const tb = typeof b === "number" ? scalarTensor(numberOperand(op, b)) : h(op, b, "b");
   try {
     return wrap(native.binary(op, ta, tb));
   } finally {
@@ -50,7 +50,7 @@ function binaryOp(op: string, a: Operand, b: Operand): Tensor {
     if (typeof b === "number") tb.dispose();
   }
 }
-function finiteOrNaN(op: string, v: number): number {
+function numberOperand(op: string, v: number): number {
   if (typeof v !== "number") throw argumentError(op, `operand must be a Tensor or a number, got ${describe(v)}`);
   return v;
 }

@@ -143,13 +143,11 @@ std::vector<TensorPtr> BinaryBackward::apply(const std::vector<TensorPtr>& g) {
     case Binary::Maximum:
     case Binary::Minimum: {
       // Like PyTorch: the gradient goes to the selected input; ties split it in half.
-      TensorPtr sa = empty(broadcast_shapes("maximum", a->shape, b->shape), a->device());
-      TensorPtr aa = a, bb = b;
-      const bool is_max = op == Binary::Maximum;
-      TensorPtr share = sa;
       // share = 1 where a wins, 0.5 at ties, 0 where b wins.
+      const bool is_max = op == Binary::Maximum;
       TensorPtr diff = sub(a, b);
-      launch("maximum_backward", [diff, share, is_max] {
+      TensorPtr share = empty(diff->shape, diff->device());
+      launch(is_max ? "maximum_backward" : "minimum_backward", [diff, share, is_max] {
         const float* d = diff->data();
         float* s = share->data();
         for (int64_t i = 0, n = share->numel(); i < n; ++i)

@@ -135,7 +135,7 @@ struct ReduceBackward : Node {
     TensorPtr yk = reshape(y, kept_shape);
     TensorPtr hit = empty(in_shape, x->device());
     TensorPtr xs = x, ys = expand(yk, in_shape);
-    launch("max_backward", [hit, xs, ys] {
+    launch(kind == Reduce::Max ? "max_backward" : "min_backward", [hit, xs, ys] {
       const float *a = xs->data(), *b = ys->data();
       float* h = hit->data();
       for (int64_t i = 0, n = hit->numel(); i < n; ++i) h[i] = a[i] == b[i] ? 1.f : 0.f;
