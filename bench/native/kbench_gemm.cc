@@ -3,7 +3,9 @@
 //     odd shapes, transposed views, alpha/beta/bias, conv stride/pad/dilation/groups;
 //     bit-identity of 1 vs 2 threads. Max error relative to max |ref| ≤ 1e-5.
 //  2. Timing: SGEMM squares on 1 and 2 threads, skinny shapes, conv 3×3 layers.
-// Usage: kbench_gemm [--quick] [--no-check] [--no-bench]
+// Usage: kbench_gemm [--quick] [--no-check] [--no-bench] [--all-isa] [--conv-only] [--gemm-only]
+//                    [--batched-only]
+//                    [--shape M N K]...
 #include <time.h>
 
 #include <chrono>
@@ -201,6 +203,10 @@ void run_checks(bool quick) {
   check_gemm(300, 530, 700, false, false, 1.f, 0.f, true, true);
   check_gemm(300, 530, 700, true, true, 0.5f, 0.5f, false, true, 5);
   check_gemm(64, 784, 576, false, false, 1.f, 0.f, true, false);
+  // several K blocks (the AVX-512 kc is 1024): C accumulated across blocks, both drivers
+  check_gemm(20, 70, 2100, true, true, 1.f, 1.f, true, true);
+  check_gemm(45, 33, 1030, false, true, 0.5f, 0.f, true, false, 2);
+  if (!quick) check_gemm(150, 1100, 1300, false, false, 0.5f, 0.5f, true, true, 3);  // also > mc rows, > nc cols
   if (!quick) check_gemm(260, 4500, 520, false, false, 1.f, 1.f, false, false);
   check_gemm(5, 3, 0, false, false, 1.f, 0.5f, true, true);
   check_gemm(5, 40, 9, false, false, 0.f, 0.5f, true, true);
@@ -287,14 +293,19 @@ void bench_batched(int threads) {
                   N, M * N);
   });
   double gf = 2.0 * batch * M * N * K / t * 1e-9;
-  std::printf("batched qk^T [64 x 256x32 . 32x256] thr=%d  %8.3f ms  %7.1f GFLOP/s\n", threads, t * 1e3, gf);
+  const double c1 = g_best_cpu;
+  std::printf("batched qk^T [64 x 256x32 . 32x256] thr=%d  %8.3f ms  %7.1f GFLOP/s", threads, t * 1e3, gf);
+  if (threads == 1) std::printf("  | thread-cpu %7.1f GFLOP/s", 2.0 * batch * M * N * K / c1 * 1e-9);
+  std::printf("\n");
   // p·v: [256x256]·[256x32]
   double t2 = time_it([&] {
     sgemm_batched(batch, M, K, N, 1.f, MatView{c.data(), N, 1}, M * N, MatView{b.data(), K, 1}, N * K, 0.f, a.data(),
                   K, M * K);
   });
   gf = 2.0 * batch * M * N * K / t2 * 1e-9;
-  std::printf("batched p.v  [64 x 256x256 . 256x32] thr=%d  %8.3f ms  %7.1f GFLOP/s\n", threads, t2 * 1e3, gf);
+  std::printf("batched p.v  [64 x 256x256 . 256x32] thr=%d  %8.3f ms  %7.1f GFLOP/s", threads, t2 * 1e3, gf);
+  if (threads == 1) std::printf("  | thread-cpu %7.1f GFLOP/s", 2.0 * batch * M * N * K / g_best_cpu * 1e-9);
+  std::printf("\n");
 }
 
 void bench_conv(int64_t C, int64_t HW, int threads) {
@@ -324,9 +335,18 @@ void bench_conv(int64_t C, int64_t HW, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, check = true, bench = true, all_isa = false, conv_only = false;
+  bool quick = false, check = true, bench = true, all_isa = false, conv_only = false, gemm_only = false,
+       batched_only = false;
+  std::vector<int64_t> shapes;  // --shape M N K (repeatable): 1-thread SGEMM at these shapes only
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--shape" && i + 3 < argc) {
+      for (int q = 1; q <= 3; ++q) shapes.push_back(std::stoll(argv[i + q]));
+      i += 3;
+      continue;
+    }
+    if (a == "--gemm-only") gemm_only = true;  // 1-thread SGEMM squares + skinny shapes only
+    if (a == "--batched-only") batched_only = true;
     if (a == "--quick") quick = true;
     if (a == "--no-check") check = false;
     if (a == "--no-bench") bench = false;
@@ -340,6 +360,23 @@ int main(int argc, char** argv) {
     if (all_isa) isas = fast_isas();
     for (Isa isa : isas) {
       set_active_isa(isa);
+      if (!shapes.empty()) {
+        for (size_t q = 0; q + 2 < shapes.size(); q += 3) bench_gemm(shapes[q], shapes[q + 1], shapes[q + 2], 1);
+        continue;
+      }
+      if (batched_only) {
+        bench_batched(1);
+        continue;
+      }
+      if (gemm_only) {
+        for (int64_t n : {256, 512, 1024, 2048}) bench_gemm(n, n, n, 1);
+        bench_gemm(64, 784, 576, 1);
+        bench_gemm(16, 1024, 1024, 1);
+        bench_gemm(64, 512, 512, 1);
+        bench_gemm(256, 1024, 1024, 1);
+        bench_gemm(256, 128, 128, 1);
+        continue;
+      }
       if (conv_only) {
         bench_conv(64, 32, 1);
         bench_conv(64, 28, 1);

@@ -5,10 +5,13 @@
 // M and N in micro-tile units); K is never split, and the K blocking depends only
 // on K, so every C element is computed by the same FMA sequence for any thread
 // count. Scratch panels live in 64-byte-aligned thread-local buffers reused
-// across calls. Isa::Scalar runs the reference.
+// across calls (those of 2 MiB or more 2 MiB-aligned and madvise(MADV_HUGEPAGE)d, so
+// the packed B block costs few TLB entries). Isa::Scalar runs the reference.
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+
+#include <sys/mman.h>
 
 #include "core/cpu.h"
 #include "core/threadpool.h"
@@ -19,14 +22,24 @@ namespace fd::kernels {
 namespace impl {
 namespace {
 
+constexpr size_t kHuge = size_t(2) << 20;
+
 struct AlignedBuf {
   float* p = nullptr;
   size_t cap = 0;  // floats
   float* get(size_t n) {
     if (n > cap) {
       std::free(p);
-      const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64 + 256;
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64 + 256;
+      if (bytes >= kHuge) {  // 2 MiB aligned and rounded: backed by huge pages where THP allows
+        bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+        p = static_cast<float*>(std::aligned_alloc(kHuge, bytes));
+#ifdef MADV_HUGEPAGE
+        if (p) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure changes nothing
+#endif
+      } else {
+        p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      }
       cap = p ? n : 0;
     }
     return p;
@@ -92,7 +105,8 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   }
   const int64_t MR = ks.mr, NR = ks.nr;
   // K split depends only on K (determinism); balanced so no tiny tail block.
-  const int64_t ks_kc = B.kind != 0 ? ks.kc_conv : ks.kc, ks_mc = ks.mc, ks_nc = ks.nc;
+  const int64_t ks_kc = B.kind != 0 ? ks.kc_conv : ks.kc;
+  const int64_t ks_mc = (B.kind != 0 && ks.mc_conv) ? ks.mc_conv : ks.mc, ks_nc = ks.nc;
   const int64_t nkb = ceil_div(K, ks_kc);
   const int64_t KC = round_up(ceil_div(K, nkb), 4);
   const int64_t M = m1 - m0, N = n1 - n0;
@@ -119,7 +133,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   if (M <= MC || B.kind == 1) {
     // One row block (e.g. conv layers, OC ≤ mc) or implicit im2col: pack A per row
     // block, then pack each B panel just before its micro-tiles so it is written and
-    // read in L1 (no large packed-B block streaming through L2).
+    // read in L1/L2 (no large packed-B block streaming through L2).
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = min64(KC, K - pc);
       epi.first = pc == 0;

@@ -78,6 +78,8 @@ struct KernelSet {
   // K block for implicit-im2col B (conv), where one long K block pays off (fewer
   // C reloads and table set-ups; the packed panel is read from L2 well enough).
   int64_t kc_conv;
+  // Row block (A rows kept in L2) for conv sources (BSource kind 1 and 2); 0: mc.
+  int64_t mc_conv;
 };
 
 namespace avx2 {

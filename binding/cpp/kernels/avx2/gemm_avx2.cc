@@ -432,7 +432,7 @@ void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_
 
 const impl::KernelSet kSet = {MR,           NR,       256,          120,          4096,
                               &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt, nullptr, nullptr,
-                              &to_nhwc,      256};
+                              &to_nhwc,      256,      0};
 
 }  // namespace
 }  // namespace fd::kernels::avx2

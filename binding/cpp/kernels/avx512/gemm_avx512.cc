@@ -576,9 +576,14 @@ void to_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph, int64_
   }
 }
 
-const impl::KernelSet kSet = {MR,           NR,       256,          168,          4096,
+// Blocking: long K blocks (kc = 1024: C is read and written once per K block, and each
+// micro-tile call amortises its prologue/epilogue over up to 1024 k steps). The A and
+// B micro-panels then stream from L2 (A block mc·kc = 560 KiB of the 1 MiB L2), which
+// the 14×32 tile tolerates: 184 bytes per 28 FMA cycles. Packed B block kc·nc = 4 MiB.
+// Conv sources keep kc_conv = 600 and mc_conv = 168 (OC ≤ 168 in one row block).
+const impl::KernelSet kSet = {MR,           NR,       1024,         140,          1024,
                               &micro,       &pack_a,  &pack_b,      &pack_b_conv, &pack_b_convt, &conv_first, &convt_first,
-                              &to_nhwc,      600};
+                              &to_nhwc,      600,      168};
 
 }  // namespace
 }  // namespace fd::kernels::avx512
