@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Kernel benchmarks: fastdiff vs PyTorch CPU on the same shapes, 1 and 2 threads.
 // Prints a table (ours, PyTorch, ratio, % of the measured FMA peak) and writes
-// bench/results/ops-<date>.json. Usage: node bench/run.mjs [--quick] [--threads 1,2] [--rounds 2]
+// bench/results/ops-<date>.json. Usage: node bench/run.mjs [--quick] [--threads 1,2] [--rounds 2] [--only conv]
 // The machine is shared and noisy: PyTorch and ours alternate for `rounds` rounds and
 // each side keeps its best median, so both see the same conditions.
 // PyTorch: Debian python3-torch with OpenBLAS (bench/setup-torch.sh); skipped if absent.
@@ -37,6 +37,10 @@ for (const [H, D] of [[4, 32], [2, 64]]) {
   cases.push({ name: `attention b16 h${H} n256 d${D} fwd+bwd`, kind: "attention_train", shape, flops: 3.5 * f });
 }
 cases.push({ name: "groupnorm+silu b16 c64 28² g32", kind: "groupnorm_silu", shape: { N: 16, C: 64, H: 28, W: 28, G: 32 }, bytes: 2 * 16 * 64 * 784 * 4 });
+if (args.includes("--only")) {
+  const only = args[args.indexOf("--only") + 1];
+  cases.splice(0, cases.length, ...cases.filter((c) => c.name.includes(only)));
+}
 for (const c of cases) {
   const work = c.flops ?? c.bytes * 50;
   c.iters = Math.max(1, Math.round((quick ? 0.3 : 1) * 2e9 / work));
@@ -160,6 +164,7 @@ for (const threads of threadList) {
 }
 const dir = path.join(root, "bench", "results");
 fs.mkdirSync(dir, { recursive: true });
-const file = path.join(dir, `ops-${new Date().toISOString().slice(0, 10)}.json`);
+const tag = args.includes("--only") ? `-${args[args.indexOf("--only") + 1].replace(/\W+/g, "_")}` : "";
+const file = path.join(dir, `ops-${new Date().toISOString().slice(0, 10)}${tag}.json`);
 fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), commit, machine, rounds, fma_peak_gflops: fma.fma_gflops, rows }, null, 2));
 console.log(`wrote ${path.relative(root, file)}`);
