@@ -1,11 +1,22 @@
 #include "stream.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define FD_STREAM_PAUSE() _mm_pause()
+#else
+#define FD_STREAM_PAUSE() ((void)0)
+#endif
+
 namespace fd {
+namespace {
+constexpr int kSpin = 4000;  // ~ tens of µs of pause before the worker sleeps
+}
 
 struct Stream::Impl {
   struct Task {
@@ -22,6 +33,12 @@ struct Stream::Impl {
   bool stop = false;
   std::optional<Error> error;
   std::thread worker;
+  // Lock-free hints that let both sides skip futex syscalls on the hot path: the
+  // worker spins briefly on `queued` before sleeping, and producers notify only a
+  // worker that is (about to be) asleep; waiters are notified only if present.
+  std::atomic<uint64_t> queued{0};
+  std::atomic<bool> worker_sleeping{false};
+  std::atomic<int> waiters{0};
 
   void run(Task& task) {
     try {
@@ -39,14 +56,19 @@ struct Stream::Impl {
   }
 
   void loop() {
+    uint64_t taken = 0;
     for (;;) {
       Task task;
+      for (int spin = 0; spin < kSpin && queued.load(std::memory_order_acquire) == taken; ++spin) FD_STREAM_PAUSE();
       {
         std::unique_lock<std::mutex> lock(mutex);
+        worker_sleeping.store(true, std::memory_order_seq_cst);
         work_ready.wait(lock, [&] { return stop || !queue.empty(); });
+        worker_sleeping.store(false, std::memory_order_relaxed);
         if (queue.empty()) return;  // stop requested and drained
         task = std::move(queue.front());
         queue.pop_front();
+        ++taken;
       }
       run(task);
       task.kernel = nullptr;  // drop captured tensors before reporting completion
@@ -54,7 +76,7 @@ struct Stream::Impl {
         std::lock_guard<std::mutex> lock(mutex);
         done_ticket = task.ticket;
       }
-      progress.notify_all();
+      if (waiters.load(std::memory_order_seq_cst) > 0) progress.notify_all();
     }
   }
 };
@@ -85,11 +107,16 @@ uint64_t Stream::enqueue(const char* op, std::function<void()> kernel) {
   uint64_t ticket;
   {
     std::unique_lock<std::mutex> lock(s.mutex);
-    s.progress.wait(lock, [&] { return s.queue.size() < size_t(kMaxPending); });
+    if (s.queue.size() >= size_t(kMaxPending)) {
+      s.waiters.fetch_add(1, std::memory_order_seq_cst);
+      s.progress.wait(lock, [&] { return s.queue.size() < size_t(kMaxPending); });
+      s.waiters.fetch_sub(1, std::memory_order_seq_cst);
+    }
     ticket = s.next_ticket++;
     s.queue.push_back({op, std::move(kernel), ticket});
+    s.queued.fetch_add(1, std::memory_order_release);
   }
-  s.work_ready.notify_one();
+  if (s.worker_sleeping.load(std::memory_order_seq_cst)) s.work_ready.notify_one();
   return ticket;
 }
 
@@ -98,7 +125,10 @@ void Stream::wait(uint64_t ticket) {
   std::unique_lock<std::mutex> lock(s.mutex);
   if (ticket == 0) ticket = s.next_ticket - 1;
   if (synchronous_) return;
+  if (s.done_ticket >= ticket) return;
+  s.waiters.fetch_add(1, std::memory_order_seq_cst);
   s.progress.wait(lock, [&] { return s.done_ticket >= ticket; });
+  s.waiters.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 std::optional<Error> Stream::wait_and_take_error(uint64_t ticket) {
