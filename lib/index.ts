@@ -8,3 +8,11 @@ export { Generator, manualSeed, type Seed, type RandomOptions } from "./random";
 export { Adam, AdamW, SGD, EMA, type AdamOptions, type SGDOptions, type EMAOptions, type StepStats } from "./optim";
 export { devices, getNumThreads, setNumThreads, getIsa, setIsa, type Devices, type Isa } from "./device";
 export type { MemoryInfo, CpuInfo, CudaInfo } from "./native";
+export {
+  parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensors, writeSafetensorsSync,
+  checkTensorSet, type SafetensorsContents, type WriteSafetensorsOptions, type SafetensorsWriteDtype,
+} from "./io/safetensors";
+export { writeFileAtomic, writeFileAtomicSync } from "./io/atomic";
+
+// Sampling: noise schedules (DDPM tables, spacings, Karras, cosine logSNR, flow shift) and σ-space parameterizations.
+export * from "./sampling";

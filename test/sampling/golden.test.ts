@@ -1,0 +1,155 @@
+// Schedules and σ-space conversions against the diffusers golden trajectories (golden/README.md "Schedulers").
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as fd from "../../lib";
+import { readSafetensors } from "../helpers";
+import {
+  ddpmTables, ddimSchedule, eulerDiscreteSchedule, sigmaFromAlphaCumprod,
+} from "../../lib/sampling/schedules";
+import { epsToX0, eulerStep, ddimStep, vpAlpha, xhatToVp, vpToXhat } from "../../lib/sampling/parameterization";
+
+const GOLDEN = process.env.FASTDIFF_GOLDEN ?? path.resolve(__dirname, "../../../shared/golden");
+
+/** The case's tensors, or null (a plain warning, or a failure under CI) when the golden files are absent. */
+function load(name: string): Map<string, { shape: number[]; data: Float64Array }> | null {
+  const file = path.join(GOLDEN, "schedulers", name, "trajectory.safetensors");
+  if (!fs.existsSync(file)) {
+    if (process.env.CI) throw new Error(`golden file missing under CI: ${file}`);
+    console.warn(`golden scheduler case ${name} not found at ${file}: this test did not run`);
+    return null;
+  }
+  return readSafetensors(file).tensors;
+}
+
+function get(g: Map<string, { shape: number[]; data: Float64Array }>, k: string): Float64Array {
+  const t = g.get(k);
+  if (!t) throw new Error(`golden tensor ${k} missing`);
+  return t.data;
+}
+
+/** max over i of |a − b| / (atol + rtol·|b|); ≤ 1 passes. */
+function worst(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number): number {
+  expect(a.length).toBe(b.length);
+  let w = 0;
+  for (let i = 0; i < b.length; ++i) w = Math.max(w, Math.abs(a[i]! - b[i]!) / (atol + rtol * Math.abs(b[i]!)));
+  return w;
+}
+
+const cases = ["ddim_10", "ddim_50", "euler_25"] as const;
+
+describe.each(cases)("tables %s", (name) => {
+  test("betas, alphas_cumprod, timesteps (and Euler sigmas) to rtol 1e-6", () => {
+    const g = load(name);
+    if (!g) return;
+    const cfg = JSON.parse(fs.readFileSync(path.join(GOLDEN, "schedulers", name, "scheduler_config.json"), "utf8"));
+    const opts = {
+      numTrainTimesteps: cfg.num_train_timesteps, betaStart: cfg.beta_start, betaEnd: cfg.beta_end,
+      betaSchedule: cfg.beta_schedule, spacing: cfg.timestep_spacing, stepsOffset: cfg.steps_offset,
+    };
+    const t = ddpmTables(opts);
+    expect(worst(t.betas, get(g, "betas"), 0, 1e-6)).toBeLessThanOrEqual(1);
+    expect(worst(t.betas, get(g, "betas"), 1e-300, 0)).toBe(0); // bit-exact float32 in fact
+    expect(worst(t.alphasCumprod, get(g, "alphas_cumprod"), 0, 1e-6)).toBeLessThanOrEqual(1);
+    expect(worst(t.alphasCumprod, get(g, "alphas_cumprod"), 1e-300, 0)).toBe(0);
+    const n = get(g, "timesteps").length;
+    if (name.startsWith("ddim")) {
+      const s = ddimSchedule(n, opts);
+      expect(s.timesteps).toEqual(Array.from(get(g, "timesteps")));
+      expect(s.sigmas[n]).toBe(0);
+    } else {
+      const s = eulerDiscreteSchedule(n, opts);
+      expect(worst(s.timesteps, get(g, "timesteps"), 1e-9, 1e-6)).toBeLessThanOrEqual(1);
+      expect(s.sigmas.length).toBe(n + 1);
+      expect(s.sigmas[n]).toBe(0);
+      expect(worst(s.sigmas, get(g, "sigmas"), 1e-12, 1e-6)).toBeLessThanOrEqual(1);
+    }
+  });
+});
+
+const P = 4 * 8 * 8;
+const row = (d: Float64Array, i: number): Float64Array => d.subarray(i * P, (i + 1) * P);
+
+describe.each(["ddim_10", "ddim_50"] as const)("teacher-forced DDIM (η = 0) in σ-space: %s", (name) => {
+  test("x0 and the next latent via x̂ = x_t/α, x0 = x̂ − σε, x̂' = x0 + σ'ε, x_{t'} = α'x̂'", () => {
+    const g = load(name);
+    if (!g) return;
+    const n = get(g, "timesteps").length;
+    const s = ddimSchedule(n);
+    const ac = ddpmTables().alphasCumprod;
+    const input = get(g, "model_input");
+    const eps = get(g, "model_output");
+    const x0Ref = get(g, "pred_original_sample");
+    const prevRef = get(g, "prev_sample");
+    let wx0 = 0;
+    let wprev = 0;
+    for (let i = 0; i < n; ++i) {
+      const sigma = s.sigmas[i]!;
+      const sigmaNext = s.prevSigmas[i]!;
+      expect(sigma).toBeCloseTo(sigmaFromAlphaCumprod(ac[s.timesteps[i]!]!), 12);
+      // float64 host path (numbers)
+      const x0 = new Float64Array(P);
+      const prev = new Float64Array(P);
+      for (let k = 0; k < P; ++k) {
+        const xhat = vpToXhat(row(input, i)[k]!, sigma);
+        const e = row(eps, i)[k]!;
+        const d = Math.min(1, Math.max(-1, epsToX0(xhat, e, sigma))); // clip_sample = true, range 1
+        x0[k] = d;
+        prev[k] = xhatToVp(ddimStep(d, e, sigmaNext), sigmaNext);
+      }
+      wx0 = Math.max(wx0, worst(x0, row(x0Ref, i), 1e-5, 0));
+      wprev = Math.max(wprev, worst(prev, row(prevRef, i), 1e-5, 0));
+      // float32 Tensor path (fd ops) agrees with the host path
+      fd.scope(() => {
+        const xt = fd.tensor(Float32Array.from(row(input, i)), [1, 4, 8, 8]);
+        const e = fd.tensor(Float32Array.from(row(eps, i)), [1, 4, 8, 8]);
+        const d = fd.clamp(epsToX0(vpToXhat(xt, sigma), e, sigma), -1, 1);
+        const p = xhatToVp(ddimStep(d, e, sigmaNext), sigmaNext);
+        expect(worst(d.dataSync(), x0, 1e-4, 1e-5)).toBeLessThanOrEqual(1);
+        expect(worst(p.dataSync(), prev, 1e-5, 1e-5)).toBeLessThanOrEqual(1);
+      });
+    }
+    expect(wx0).toBeLessThanOrEqual(1);
+    expect(wprev).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("teacher-forced Euler discrete in σ-space: euler_25", () => {
+  test("model_input = α·x̂, x0 = x̂ − σε, x̂' = x0 + σ'(x̂ − x0)/σ", () => {
+    const g = load("euler_25");
+    if (!g) return;
+    const n = get(g, "timesteps").length;
+    const s = eulerDiscreteSchedule(n);
+    const init = get(g, "latents_initial");
+    const input = get(g, "model_input");
+    const eps = get(g, "model_output");
+    const x0Ref = get(g, "pred_original_sample");
+    const prevRef = get(g, "prev_sample");
+    let wIn = 0;
+    let wx0 = 0;
+    let wprev = 0;
+    for (let i = 0; i < n; ++i) {
+      const sigma = s.sigmas[i]!;
+      const sigmaNext = s.sigmas[i + 1]!;
+      // The golden values are float32 computations on x̂ of size ~σ: allow 1e-5 absolute on the unit (x_t) scale.
+      const atol = 1e-5 * Math.max(1, sigma);
+      const xhatRow = i === 0 ? init : row(prevRef, i - 1);
+      const inp = new Float64Array(P);
+      const x0 = new Float64Array(P);
+      const prev = new Float64Array(P);
+      for (let k = 0; k < P; ++k) {
+        const xhat = xhatRow[k]!;
+        const e = row(eps, i)[k]!;
+        inp[k] = xhatToVp(xhat, sigma);
+        x0[k] = epsToX0(xhat, e, sigma);
+        prev[k] = eulerStep(xhat, x0[k]!, sigma, sigmaNext);
+      }
+      wIn = Math.max(wIn, worst(inp, row(input, i), 1e-5, 1e-6));
+      wx0 = Math.max(wx0, worst(x0, row(x0Ref, i), atol, 1e-6));
+      wprev = Math.max(wprev, worst(prev, row(prevRef, i), atol, 1e-6));
+      expect(vpAlpha(sigma)).toBeCloseTo(1 / Math.sqrt(sigma * sigma + 1), 15);
+    }
+    expect(wIn).toBeLessThanOrEqual(1);
+    expect(wx0).toBeLessThanOrEqual(1);
+    expect(wprev).toBeLessThanOrEqual(1);
+  });
+});
