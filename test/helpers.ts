@@ -1,6 +1,7 @@
 // Shared test utilities: a safetensors reader for the golden files, error
 // measures, seeded host random numbers and a directional finite-difference check.
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as fd from "../lib";
 
 export interface Loaded {
@@ -133,4 +134,26 @@ export function gradcheck(
     }
     return worst;
   });
+}
+
+/**
+ * A file under the shared diffusers-derived golden data (`shared/golden`, beside the checkout
+ * in CI; or FASTDIFF_GOLDEN), or null when absent: the caller's test then says plainly that it
+ * did not run — except under CI, where the data must be there and its absence is a failure.
+ */
+export function goldenFile(relative: string): string | null {
+  const roots: string[] = [];
+  if (process.env.FASTDIFF_GOLDEN) roots.push(process.env.FASTDIFF_GOLDEN);
+  // The checkout's parent folders, nearest first: <parent>/shared/golden.
+  for (let dir = path.resolve(__dirname, ".."); ; dir = path.dirname(dir)) {
+    roots.push(path.join(path.dirname(dir), "shared", "golden"));
+    if (path.dirname(dir) === dir) break;
+  }
+  for (const root of roots) {
+    const file = path.join(root, relative);
+    if (fs.existsSync(file)) return file;
+  }
+  if (process.env.CI) throw new Error(`golden data missing under CI: ${relative} (looked in ${roots.slice(0, 3).join(", ")}, …)`);
+  console.warn(`golden data not found: ${relative} — this test DID NOT RUN (set FASTDIFF_GOLDEN to shared/golden)`);
+  return null;
 }

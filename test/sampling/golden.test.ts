@@ -2,23 +2,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as fd from "../../lib";
-import { readSafetensors } from "../helpers";
+import { goldenFile, readSafetensors } from "../helpers";
 import {
   ddpmTables, ddimSchedule, eulerDiscreteSchedule, sigmaFromAlphaCumprod,
 } from "../../lib/sampling/schedules";
 import { epsToX0, eulerStep, ddimStep, vpAlpha, xhatToVp, vpToXhat } from "../../lib/sampling/parameterization";
 
-const GOLDEN = process.env.FASTDIFF_GOLDEN ?? path.resolve(__dirname, "../../../shared/golden");
-
 /** The case's tensors, or null (a plain warning, or a failure under CI) when the golden files are absent. */
 function load(name: string): Map<string, { shape: number[]; data: Float64Array }> | null {
-  const file = path.join(GOLDEN, "schedulers", name, "trajectory.safetensors");
-  if (!fs.existsSync(file)) {
-    if (process.env.CI) throw new Error(`golden file missing under CI: ${file}`);
-    console.warn(`golden scheduler case ${name} not found at ${file}: this test did not run`);
-    return null;
-  }
-  return readSafetensors(file).tensors;
+  const file = goldenFile(path.join("schedulers", name, "trajectory.safetensors"));
+  return file ? readSafetensors(file).tensors : null;
 }
 
 function get(g: Map<string, { shape: number[]; data: Float64Array }>, k: string): Float64Array {
@@ -41,7 +34,7 @@ describe.each(cases)("tables %s", (name) => {
   test("betas, alphas_cumprod, timesteps (and Euler sigmas) to rtol 1e-6", () => {
     const g = load(name);
     if (!g) return;
-    const cfg = JSON.parse(fs.readFileSync(path.join(GOLDEN, "schedulers", name, "scheduler_config.json"), "utf8"));
+    const cfg = JSON.parse(fs.readFileSync(goldenFile(path.join("schedulers", name, "scheduler_config.json"))!, "utf8"));
     const opts = {
       numTrainTimesteps: cfg.num_train_timesteps, betaStart: cfg.beta_start, betaEnd: cfg.beta_end,
       betaSchedule: cfg.beta_schedule, spacing: cfg.timestep_spacing, stepsOffset: cfg.steps_offset,
