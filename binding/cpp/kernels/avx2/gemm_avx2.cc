@@ -215,23 +215,28 @@ struct Seg {
   int64_t off, a, b, len;
 };
 
+// Splits n consecutive output pixels starting at flat index j into runs along
+// output rows: (offset in the panel, top input row, left input column, length).
+int output_runs(const ConvSrc* s, int64_t j, int64_t n, Seg* seg) {
+  int nseg = 0;
+  int64_t oh = j / s->OW, ow = j % s->OW, off = 0;
+  while (off < n) {
+    const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
+    seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow * s->sw - s->pw, len};
+    off += len;
+    ++oh;
+    ow = 0;
+  }
+  return nseg;
+}
+
 void pack_b_conv_generic(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
   const int64_t KK = s->KH * s->KW, HW = s->H * s->W;
   for (int64_t jp = 0; jp < nc; jp += NR) {
     const int64_t n = nc - jp < NR ? nc - jp : NR;
     float* d = dst + jp * kc;
     Seg seg[NR];
-    int nseg = 0;
-    {
-      int64_t j = j0 + jp, oh = j / s->OW, ow = j % s->OW, off = 0;
-      while (off < n) {
-        const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
-        seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow * s->sw - s->pw, len};
-        off += len;
-        ++oh;
-        ow = 0;
-      }
-    }
+    const int nseg = output_runs(s, j0 + jp, n, seg);
     int64_t c = k0 / KK, r = k0 % KK, kh = r / s->KW, kw = r % s->KW;
     for (int64_t k = 0; k < kc; ++k) {
       float* drow = d + k * NR;
@@ -291,17 +296,7 @@ void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n
     const int64_t n = nc - jp < NR ? nc - jp : NR;
     float* d = dst + jp * kc;
     Seg seg[NR];
-    int nseg = 0;
-    {
-      int64_t j = j0 + jp, oh = j / s->OW, ow = j % s->OW, off = 0;
-      while (off < n) {
-        const int64_t len = (n - off) < (s->OW - ow) ? (n - off) : (s->OW - ow);
-        seg[nseg++] = Seg{off, oh * s->sh - s->ph, ow - s->pw, len};
-        off += len;
-        ++oh;
-        ow = 0;
-      }
-    }
+    const int nseg = output_runs(s, j0 + jp, n, seg);
     bool ok = true;
     for (int64_t r = 0; r < KK && ok; ++r) {
       const int64_t dh = (r / s->KW) * s->dh, dw = (r % s->KW) * s->dw;

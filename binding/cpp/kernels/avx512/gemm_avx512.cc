@@ -399,13 +399,8 @@ void pack_b_conv(const ConvSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t n
   }
 }
 
-// Fused pack + first micro-tile (full MR rows, NV = 2): each B row is loaded from
-// the image once, stored to the packed panel for the remaining tiles and used
-// straight from registers here. Same FMA order as micro_t<MR, 2>.
-template <int MAXC>
-void conv_first_t(int64_t kc, const float* __restrict a, const ConvTab* T, int64_t KK, int64_t r, const float* xc,
-                  int64_t HW, float* __restrict d, float* c, int64_t ldc, int n, const MicroEpi* e) {
-  __m512 acc[MR][2];
+// Zeroes a full MR×32 accumulator tile and prefetches the C rows it will update.
+__attribute__((always_inline)) inline void start_tile(__m512 (&acc)[MR][2], const float* c, int64_t ldc) {
 #pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -413,6 +408,16 @@ void conv_first_t(int64_t kc, const float* __restrict a, const ConvTab* T, int64
     acc[i][0] = _mm512_setzero_ps();
     acc[i][1] = _mm512_setzero_ps();
   }
+}
+
+// Fused pack + first micro-tile (full MR rows, NV = 2): each B row is loaded from
+// the image once, stored to the packed panel for the remaining tiles and used
+// straight from registers here. Same FMA order as micro_t<MR, 2>.
+template <int MAXC>
+void conv_first_t(int64_t kc, const float* __restrict a, const ConvTab* T, int64_t KK, int64_t r, const float* xc,
+                  int64_t HW, float* __restrict d, float* c, int64_t ldc, int n, const MicroEpi* e) {
+  __m512 acc[MR][2];
+  start_tile(acc, c, ldc);
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     __m512 b0, b1;
@@ -507,13 +512,7 @@ int convt_first(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int n, co
   const float* p = src + oh * row_step + ow * step;
   const float* row = src + oh * row_step;
   __m512 acc[MR][2];
-#pragma GCC unroll 14
-  for (int i = 0; i < MR; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
-    acc[i][0] = _mm512_setzero_ps();
-    acc[i][1] = _mm512_setzero_ps();
-  }
+  start_tile(acc, c, ldc);
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(p);
