@@ -183,6 +183,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
   exports.Set("philoxBlock", Napi::Function::New(env, PhiloxBlock));
   register_ops(env, exports);
+  register_networks(env, exports);
   return exports;
 }
 

@@ -102,5 +102,6 @@ Napi::Value wrap(Napi::Env env, const TensorPtr& t);
 Napi::Value wrap_all(Napi::Env env, const std::vector<TensorPtr>& ts);
 
 void register_ops(Napi::Env env, Napi::Object exports);
+void register_networks(Napi::Env env, Napi::Object exports);  // nn_binding.cc
 
 }  // namespace fd::binding

@@ -16,3 +16,6 @@ export { writeFileAtomic, writeFileAtomicSync } from "./io/atomic";
 
 // Sampling: noise schedules (DDPM tables, spacings, Karras, cosine logSNR, flow shift) and σ-space parameterizations.
 export * from "./sampling";
+
+// Networks (UNet, DiT, MLP), the σ-space denoiser contract, network files.
+export * from "./models";

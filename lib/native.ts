@@ -1,4 +1,5 @@
 // The typed boundary to the addon: nothing else in lib/ touches the binding directly.
+import { createRequire } from "node:module";
 import * as path from "node:path";
 import nodeGypBuild from "node-gyp-build";
 import { FastdiffError } from "./errors";
@@ -113,6 +114,22 @@ export interface Binding {
     maxGradNorm: number, sanitize: boolean, stats: T | null,
   ): void;
   emaUpdate(ema: T[], params: T[], decay: number): void;
+
+  // networks (binding/nn_binding.cc); configs are normalized by lib/models first
+  networkSpecs(kind: string, config: Record<string, unknown>): { name: string; shape: number[] }[];
+  networkCreate(kind: string, config: Record<string, unknown>, weights: [string, { handle: T } | T][] | null, seed: Seed): object;
+  networkParameters(net: object): [string, T][];
+  networkInfo(net: object): { kind: string; points: string[]; reusePoints: string[]; numClasses: number; nullClass?: number };
+  networkForward(
+    net: object, x: T, t: T, labels: Int32Array | null,
+    options: {
+      training: boolean; seed: number; offset: number; features: string[]; earlyExit: boolean;
+      cache?: object; store: string[]; reuse: string[];
+    },
+  ): { output: T | null; features: [string, T][]; dropoutOffset: number };
+  cacheCreate(): object;
+  cacheClear(cache: object): void;
+  cacheEntries(cache: object): [string, T][];
 }
 
 /** The package root (dist/ sits one level below it; so does lib/ under ts-jest/swc). */
@@ -120,6 +137,9 @@ export const packageRoot = path.resolve(__dirname, "..");
 
 function load(): Binding {
   try {
+    // FASTDIFF_ADDON: an explicit .node file (a second build tree while developing).
+    const explicit = process.env.FASTDIFF_ADDON;
+    if (explicit) return createRequire(path.join(packageRoot, "package.json"))(path.resolve(explicit)) as Binding;
     return nodeGypBuild(packageRoot) as Binding;
   } catch (cause) {
     const where = `${process.platform}-${process.arch}, Node ${process.versions.node}, N-API ${process.versions.napi}`;

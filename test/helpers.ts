@@ -157,3 +157,34 @@ export function goldenFile(relative: string): string | null {
   console.warn(`golden data not found: ${relative} — this test DID NOT RUN (set FASTDIFF_GOLDEN to shared/golden)`);
   return null;
 }
+
+export type GoldenTensors = Map<string, { shape: number[]; data: Float64Array }>;
+
+/** The tensors of a golden safetensors file (null when absent; see goldenFile). */
+export function goldenTensors(relative: string): GoldenTensors | null {
+  const file = goldenFile(relative);
+  return file ? readSafetensors(file).tensors : null;
+}
+
+/** One tensor's values; a missing name fails the test. */
+export function goldenValues(g: GoldenTensors, name: string): Float64Array {
+  const t = g.get(name);
+  if (!t) throw new Error(`golden tensor ${name} missing`);
+  return t.data;
+}
+
+/** max over i of |a − b| / (atol + rtol·|b|): ≤ 1 passes an atol/rtol check. */
+export function worstRatio(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol = 0): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let w = 0;
+  for (let i = 0; i < b.length; ++i) w = Math.max(w, Math.abs(a[i]! - b[i]!) / (atol + rtol * Math.abs(b[i]!)));
+  return w;
+}
+
+/** max |a − b|. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < b.length; ++i) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}

@@ -1,3 +1,5 @@
-// Sampling: noise schedules and σ-space parameterizations.
+// Sampling: noise schedules, σ-space parameterizations, solver steps and the sample() loop.
 export * from "./schedules";
 export * from "./parameterization";
+export * from "./solvers";
+export * from "./sample";

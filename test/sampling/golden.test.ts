@@ -2,31 +2,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as fd from "../../lib";
-import { goldenFile, readSafetensors } from "../helpers";
+import { goldenFile, goldenTensors, goldenValues, worstRatio } from "../helpers";
+
+const load = (name: string) => goldenTensors(path.join("schedulers", name, "trajectory.safetensors"));
 import {
   ddpmTables, ddimSchedule, eulerDiscreteSchedule, sigmaFromAlphaCumprod,
 } from "../../lib/sampling/schedules";
 import { epsToX0, eulerStep, ddimStep, vpAlpha, xhatToVp, vpToXhat } from "../../lib/sampling/parameterization";
 
-/** The case's tensors, or null (a plain warning, or a failure under CI) when the golden files are absent. */
-function load(name: string): Map<string, { shape: number[]; data: Float64Array }> | null {
-  const file = goldenFile(path.join("schedulers", name, "trajectory.safetensors"));
-  return file ? readSafetensors(file).tensors : null;
-}
-
-function get(g: Map<string, { shape: number[]; data: Float64Array }>, k: string): Float64Array {
-  const t = g.get(k);
-  if (!t) throw new Error(`golden tensor ${k} missing`);
-  return t.data;
-}
-
-/** max over i of |a − b| / (atol + rtol·|b|); ≤ 1 passes. */
-function worst(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number): number {
-  expect(a.length).toBe(b.length);
-  let w = 0;
-  for (let i = 0; i < b.length; ++i) w = Math.max(w, Math.abs(a[i]! - b[i]!) / (atol + rtol * Math.abs(b[i]!)));
-  return w;
-}
 
 const cases = ["ddim_10", "ddim_50", "euler_25"] as const;
 
@@ -40,21 +23,21 @@ describe.each(cases)("tables %s", (name) => {
       betaSchedule: cfg.beta_schedule, spacing: cfg.timestep_spacing, stepsOffset: cfg.steps_offset,
     };
     const t = ddpmTables(opts);
-    expect(worst(t.betas, get(g, "betas"), 0, 1e-6)).toBeLessThanOrEqual(1);
-    expect(worst(t.betas, get(g, "betas"), 1e-300, 0)).toBe(0); // bit-exact float32 in fact
-    expect(worst(t.alphasCumprod, get(g, "alphas_cumprod"), 0, 1e-6)).toBeLessThanOrEqual(1);
-    expect(worst(t.alphasCumprod, get(g, "alphas_cumprod"), 1e-300, 0)).toBe(0);
-    const n = get(g, "timesteps").length;
+    expect(worstRatio(t.betas, goldenValues(g, "betas"), 0, 1e-6)).toBeLessThanOrEqual(1);
+    expect(worstRatio(t.betas, goldenValues(g, "betas"), 1e-300, 0)).toBe(0); // bit-exact float32 in fact
+    expect(worstRatio(t.alphasCumprod, goldenValues(g, "alphas_cumprod"), 0, 1e-6)).toBeLessThanOrEqual(1);
+    expect(worstRatio(t.alphasCumprod, goldenValues(g, "alphas_cumprod"), 1e-300, 0)).toBe(0);
+    const n = goldenValues(g, "timesteps").length;
     if (name.startsWith("ddim")) {
       const s = ddimSchedule(n, opts);
-      expect(s.timesteps).toEqual(Array.from(get(g, "timesteps")));
+      expect(s.timesteps).toEqual(Array.from(goldenValues(g, "timesteps")));
       expect(s.sigmas[n]).toBe(0);
     } else {
       const s = eulerDiscreteSchedule(n, opts);
-      expect(worst(s.timesteps, get(g, "timesteps"), 1e-9, 1e-6)).toBeLessThanOrEqual(1);
+      expect(worstRatio(s.timesteps, goldenValues(g, "timesteps"), 1e-9, 1e-6)).toBeLessThanOrEqual(1);
       expect(s.sigmas.length).toBe(n + 1);
       expect(s.sigmas[n]).toBe(0);
-      expect(worst(s.sigmas, get(g, "sigmas"), 1e-12, 1e-6)).toBeLessThanOrEqual(1);
+      expect(worstRatio(s.sigmas, goldenValues(g, "sigmas"), 1e-12, 1e-6)).toBeLessThanOrEqual(1);
     }
   });
 });
@@ -66,13 +49,13 @@ describe.each(["ddim_10", "ddim_50"] as const)("teacher-forced DDIM (η = 0) in 
   test("x0 and the next latent via x̂ = x_t/α, x0 = x̂ − σε, x̂' = x0 + σ'ε, x_{t'} = α'x̂'", () => {
     const g = load(name);
     if (!g) return;
-    const n = get(g, "timesteps").length;
+    const n = goldenValues(g, "timesteps").length;
     const s = ddimSchedule(n);
     const ac = ddpmTables().alphasCumprod;
-    const input = get(g, "model_input");
-    const eps = get(g, "model_output");
-    const x0Ref = get(g, "pred_original_sample");
-    const prevRef = get(g, "prev_sample");
+    const input = goldenValues(g, "model_input");
+    const eps = goldenValues(g, "model_output");
+    const x0Ref = goldenValues(g, "pred_original_sample");
+    const prevRef = goldenValues(g, "prev_sample");
     let wx0 = 0;
     let wprev = 0;
     for (let i = 0; i < n; ++i) {
@@ -89,16 +72,16 @@ describe.each(["ddim_10", "ddim_50"] as const)("teacher-forced DDIM (η = 0) in 
         x0[k] = d;
         prev[k] = xhatToVp(ddimStep(d, e, sigmaNext), sigmaNext);
       }
-      wx0 = Math.max(wx0, worst(x0, row(x0Ref, i), 1e-5, 0));
-      wprev = Math.max(wprev, worst(prev, row(prevRef, i), 1e-5, 0));
+      wx0 = Math.max(wx0, worstRatio(x0, row(x0Ref, i), 1e-5, 0));
+      wprev = Math.max(wprev, worstRatio(prev, row(prevRef, i), 1e-5, 0));
       // float32 Tensor path (fd ops) agrees with the host path
       fd.scope(() => {
         const xt = fd.tensor(Float32Array.from(row(input, i)), [1, 4, 8, 8]);
         const e = fd.tensor(Float32Array.from(row(eps, i)), [1, 4, 8, 8]);
         const d = fd.clamp(epsToX0(vpToXhat(xt, sigma), e, sigma), -1, 1);
         const p = xhatToVp(ddimStep(d, e, sigmaNext), sigmaNext);
-        expect(worst(d.dataSync(), x0, 1e-4, 1e-5)).toBeLessThanOrEqual(1);
-        expect(worst(p.dataSync(), prev, 1e-5, 1e-5)).toBeLessThanOrEqual(1);
+        expect(worstRatio(d.dataSync(), x0, 1e-4, 1e-5)).toBeLessThanOrEqual(1);
+        expect(worstRatio(p.dataSync(), prev, 1e-5, 1e-5)).toBeLessThanOrEqual(1);
       });
     }
     expect(wx0).toBeLessThanOrEqual(1);
@@ -110,13 +93,13 @@ describe("teacher-forced Euler discrete in σ-space: euler_25", () => {
   test("model_input = α·x̂, x0 = x̂ − σε, x̂' = x0 + σ'(x̂ − x0)/σ", () => {
     const g = load("euler_25");
     if (!g) return;
-    const n = get(g, "timesteps").length;
+    const n = goldenValues(g, "timesteps").length;
     const s = eulerDiscreteSchedule(n);
-    const init = get(g, "latents_initial");
-    const input = get(g, "model_input");
-    const eps = get(g, "model_output");
-    const x0Ref = get(g, "pred_original_sample");
-    const prevRef = get(g, "prev_sample");
+    const init = goldenValues(g, "latents_initial");
+    const input = goldenValues(g, "model_input");
+    const eps = goldenValues(g, "model_output");
+    const x0Ref = goldenValues(g, "pred_original_sample");
+    const prevRef = goldenValues(g, "prev_sample");
     let wIn = 0;
     let wx0 = 0;
     let wprev = 0;
@@ -136,9 +119,9 @@ describe("teacher-forced Euler discrete in σ-space: euler_25", () => {
         x0[k] = epsToX0(xhat, e, sigma);
         prev[k] = eulerStep(xhat, x0[k]!, sigma, sigmaNext);
       }
-      wIn = Math.max(wIn, worst(inp, row(input, i), 1e-5, 1e-6));
-      wx0 = Math.max(wx0, worst(x0, row(x0Ref, i), atol, 1e-6));
-      wprev = Math.max(wprev, worst(prev, row(prevRef, i), atol, 1e-6));
+      wIn = Math.max(wIn, worstRatio(inp, row(input, i), 1e-5, 1e-6));
+      wx0 = Math.max(wx0, worstRatio(x0, row(x0Ref, i), atol, 1e-6));
+      wprev = Math.max(wprev, worstRatio(prev, row(prevRef, i), atol, 1e-6));
       expect(vpAlpha(sigma)).toBeCloseTo(1 / Math.sqrt(sigma * sigma + 1), 15);
     }
     expect(wIn).toBeLessThanOrEqual(1);
