@@ -2,6 +2,7 @@
 // and the engine-level functions (memory, threads, ISA, grad mode, devices).
 #include <cstdlib>
 
+#include "core/profile.h"
 #include "core/allocator.h"
 #include "core/autograd.h"
 #include "core/cpu.h"
@@ -141,6 +142,28 @@ Napi::Value SetGradEnabled(Info info) {
   });
 }
 
+Napi::Value SetProfiling(Info info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    set_profiling(Args{info, "setProfiling"}.boolean(0, "enabled"));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Profile(Info info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const auto rows = profile_snapshot(Args{info, "profile"}.boolean(0, "reset"));
+    Napi::Array out = Napi::Array::New(info.Env(), rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("op", rows[i].op);
+      o.Set("calls", Napi::Number::New(info.Env(), double(rows[i].calls)));
+      o.Set("seconds", Napi::Number::New(info.Env(), rows[i].seconds));
+      out.Set(uint32_t(i), o);
+    }
+    return out;
+  });
+}
+
 Napi::Value IsGradEnabled(Info info) { return Napi::Boolean::New(info.Env(), grad_enabled()); }
 
 Napi::Value PhiloxBlock(Info info) {
@@ -180,6 +203,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo));
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo));
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled));
+  exports.Set("setProfiling", Napi::Function::New(env, SetProfiling));
+  exports.Set("profile", Napi::Function::New(env, Profile));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
   exports.Set("philoxBlock", Napi::Function::New(env, PhiloxBlock));
   register_ops(env, exports);

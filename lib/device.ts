@@ -1,6 +1,6 @@
 // What the machine offers and how the engine uses it.
 import { argumentError } from "./errors";
-import { native, type CpuInfo, type CudaInfo, type Isa } from "./native";
+import { native, type CpuInfo, type CudaInfo, type Isa, type OpTiming } from "./native";
 
 export interface Devices {
   cpu: CpuInfo;
@@ -30,3 +30,14 @@ export function setIsa(isa: Isa): void {
   native.setIsa(isa);
 }
 export type { Isa, CpuInfo, CudaInfo };
+
+/** Turns per-op kernel timing on or off (also FASTDIFF_PROFILE=1). Costs two clock reads per kernel. */
+export function setProfiling(enabled: boolean): void {
+  native.setProfiling(enabled);
+}
+
+/** Kernel seconds per op since profiling began (or the last reset), largest first. Call after a sync point
+ * (e.g. `await t.data()`) to see everything that was queued. */
+export function profile(options: { reset?: boolean } = {}): OpTiming[] {
+  return native.profile(options.reset ?? false);
+}

@@ -54,6 +54,13 @@ export interface CudaInfo {
 
 export type Isa = "scalar" | "avx2" | "avx512";
 
+/** Kernel time of one op on the stream, summed over its calls (see `profile`). */
+export interface OpTiming {
+  op: string;
+  calls: number;
+  seconds: number;
+}
+
 export interface Binding {
   NativeTensor: new () => NativeTensor;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
@@ -69,6 +76,8 @@ export interface Binding {
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   philoxBlock(seed: Seed, counter: Seed): number[];
+  setProfiling(enabled: boolean): void;
+  profile(reset: boolean): OpTiming[];
 
   fromData(data: Float32Array, shape: number[]): T;
   full(shape: number[], value: number): T;

@@ -1,6 +1,9 @@
 #include "stream.h"
 
+#include "profile.h"
+
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -42,6 +45,12 @@ struct Stream::Impl {
 
   void run(Task& task) {
     try {
+      if (profiling_enabled()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        task.kernel();
+        profile_record(task.op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        return;
+      }
       task.kernel();
     } catch (const Error& e) {
       record(Error(e.code(), e.what()));

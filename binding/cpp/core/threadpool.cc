@@ -33,22 +33,52 @@ constexpr int kSpinIterations = 20000;
 
 }  // namespace
 
-// A job is published by bumping `generation`; each worker runs its share, then
-// decrements `pending`. Only one job runs at a time (`submit_mutex`), so callers
-// from several streams (worker_threads) queue instead of oversubscribing cores.
+// A job is a function of (logical tid, n). Its n chunks are claimed from one atomic
+// ticket word, so whichever threads are running take them: a worker the OS has not
+// scheduled costs nothing (the caller takes its chunks) instead of a whole time slice.
+// The ticket packs (job sequence, n, next index), so a late worker can never claim a
+// chunk of a finished job, and a successful claim proves the job (and `job`) is live.
+// Only one job runs at a time (`submit_mutex`), so callers from several streams
+// (worker_threads) queue instead of oversubscribing cores.
 struct ThreadPool::Impl {
   std::vector<std::thread> workers;
   std::mutex submit_mutex;
   std::mutex wake_mutex;
   std::condition_variable wake;
-  std::atomic<uint64_t> generation{0};
-  std::atomic<int> pending{0};
+  std::atomic<uint64_t> generation{0};  // bumped per job: wakes the workers
+  std::atomic<uint64_t> ticket{0};      // sequence:32 | n:16 | next:16
+  std::atomic<int> done{0};             // chunks finished in the current job
   std::atomic<bool> stop{false};
   const std::function<void(int, int)>* job = nullptr;
-  int job_threads = 0;
+  uint32_t sequence = 0;
   int threads = 1;
 
-  void worker_loop(int tid, uint64_t seen) {
+  static uint64_t pack(uint32_t seq, int n, int next) { return (uint64_t(seq) << 32) | (uint64_t(n) << 16) | uint64_t(next); }
+
+  // Claims the next chunk of the job that `word` belongs to; false once none is left (or the job changed).
+  bool claim(uint32_t seq, int* tid, int* n) {
+    uint64_t cur = ticket.load(std::memory_order_acquire);
+    for (;;) {
+      const int count = int((cur >> 16) & 0xffff), next = int(cur & 0xffff);
+      if (uint32_t(cur >> 32) != seq || next >= count) return false;
+      if (ticket.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        *tid = next;
+        *n = count;
+        return true;
+      }
+    }
+  }
+
+  // Runs chunks of job `seq` until none is left.
+  void work(uint32_t seq) {
+    int tid, n;
+    while (claim(seq, &tid, &n)) {
+      (*job)(tid, n);
+      done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void worker_loop(uint64_t seen) {
     tls_in_parallel = true;
     for (;;) {
       uint64_t gen = generation.load(std::memory_order_acquire);
@@ -63,18 +93,15 @@ struct ThreadPool::Impl {
       }
       if (stop.load()) return;
       seen = gen;
-      // Every worker acknowledges every job, so none can lag into the next one.
-      if (tid < job_threads) (*job)(tid, job_threads);
-      pending.fetch_sub(1, std::memory_order_acq_rel);
+      work(uint32_t(ticket.load(std::memory_order_acquire) >> 32));
     }
   }
 
   void start(int n) {
     threads = n;
     stop = false;
-    // New workers start from the current generation: earlier jobs are not theirs.
     const uint64_t now = generation.load(std::memory_order_acquire);
-    for (int tid = 1; tid < n; ++tid) workers.emplace_back([this, tid, now] { worker_loop(tid, now); });
+    for (int tid = 1; tid < n; ++tid) workers.emplace_back([this, now] { worker_loop(now); });
   }
 
   void shutdown() {
@@ -110,25 +137,32 @@ void ThreadPool::resize(int threads) {
 }
 
 void ThreadPool::run_on_all(const std::function<void(int, int)>& fn, int max_threads) {
-  const int n = std::max(1, std::min(max_threads, impl_->threads));
+  const int n = std::max(1, std::min({max_threads, impl_->threads, 0xffff}));
   if (n == 1 || tls_in_parallel) {
     fn(0, 1);
     return;
   }
-  std::lock_guard<std::mutex> lock(impl_->submit_mutex);
-  impl_->job = &fn;
-  impl_->job_threads = n;
-  impl_->pending.store(impl_->threads - 1, std::memory_order_release);
+  Impl& p = *impl_;
+  std::lock_guard<std::mutex> lock(p.submit_mutex);
+  const uint32_t seq = ++p.sequence;
+  p.job = &fn;
+  p.done.store(0, std::memory_order_relaxed);
+  p.ticket.store(Impl::pack(seq, n, 0), std::memory_order_release);
   {
-    std::lock_guard<std::mutex> wl(impl_->wake_mutex);
-    impl_->generation.fetch_add(1, std::memory_order_acq_rel);
+    std::lock_guard<std::mutex> wl(p.wake_mutex);
+    p.generation.fetch_add(1, std::memory_order_acq_rel);
   }
-  impl_->wake.notify_all();
+  p.wake.notify_all();
   tls_in_parallel = true;
-  fn(0, n);
+  p.work(seq);
   tls_in_parallel = false;
-  while (impl_->pending.load(std::memory_order_acquire) != 0) FD_PAUSE();
-  impl_->job = nullptr;
+  // Chunks claimed by other threads may still run; spin briefly, then yield the core
+  // (on an oversubscribed machine the thread we wait for may need it).
+  for (int spin = 0; p.done.load(std::memory_order_acquire) != n; ++spin) {
+    if (spin < 4096) FD_PAUSE();
+    else std::this_thread::yield();
+  }
+  p.job = nullptr;
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

@@ -331,7 +331,7 @@ TensorPtr UNet2D::time_proj(const TensorPtr& values, const std::vector<int32_t>*
       // GaussianFourierProjection(log=True, flip_sin_to_cos=False): [sin, cos](2π·log(t)·W). W is a frozen
       // parameter in diffusers (requires_grad=False): used detached so it gets no gradient.
       const TensorPtr& w = params.get("time_proj.weight");
-      return gaussian_fourier_projection(ops::unary(ops::Unary::Log, values), alias(w, w->shape));
+      return ops::gaussian_fourier_projection(ops::unary(ops::Unary::Log, values), alias(w, w->shape));
     }
     case TimeKind::Learned: {
       // nn.Embedding(num_train_timesteps, C0) indexed by the integer timesteps (read on the host).

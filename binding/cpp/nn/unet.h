@@ -75,10 +75,6 @@ struct Units {
   TensorPtr sampler(const Block& b, const TensorPtr& x, const TensorPtr& temb, ForwardContext& ctx, bool up) const;
 };
 
-// GaussianFourierProjection's [sin, cos](2π·x·W) for x [B] (already log σ) and W [C] → [B, 2C], float32 in
-// diffusers' order of operations; differentiable in x.
-TensorPtr gaussian_fourier_projection(const TensorPtr& x, const TensorPtr& w);
-
 // True when the forward hands out, stores or reuses `name` (lets a fused path run otherwise).
 bool observes(const ForwardContext& ctx, const std::string& name);
 

@@ -191,4 +191,58 @@ TensorPtr mse_loss(const TensorPtr& a, const TensorPtr& b, LossReduction reducti
   return y;
 }
 
+// ---- Gaussian Fourier projection (UNet2DModel time_embedding_type "fourier") ----
+namespace {
+
+// y = [sin, cos](2π·x·W); saved: x, W. (W gets no gradient: diffusers keeps it frozen.)
+struct FourierBackward : Node {
+  TensorPtr x, w;
+  const char* name() const override { return "gaussian_fourier_projection"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr, nullptr};
+    TensorPtr gy = g[0], xs = x, ws = w, gx = empty(x->shape, x->device());
+    launch("gaussian_fourier_projection_backward", [=] {
+      const int64_t B = xs->numel(), C = ws->numel();
+      const float two_pi = float(2.0 * M_PI);
+      for (int64_t b = 0; b < B; ++b) {
+        double acc = 0;
+        for (int64_t i = 0; i < C; ++i) {
+          const float arg = ((xs->data()[b] * ws->data()[i]) * 2.f) * float(M_PI);
+          const double d = double(ws->data()[i]) * two_pi;
+          acc += double(gy->data()[b * 2 * C + i]) * d * std::cos(arg);
+          acc -= double(gy->data()[b * 2 * C + C + i]) * d * std::sin(arg);
+        }
+        gx->data()[b] = float(acc);
+      }
+    });
+    return {gx, nullptr};
+  }
+  void release() override { x = w = nullptr; }
+};
+
+}  // namespace
+
+TensorPtr gaussian_fourier_projection(const TensorPtr& x, const TensorPtr& w) {
+  FD_CHECK(x->dim() == 1 && w->dim() == 1, ErrorCode::Shape, "gaussian_fourier_projection: expected x [B] and W [C], got ",
+           shape_str(x->shape), " and ", shape_str(w->shape));
+  check_same_device("gaussian_fourier_projection", x, w);
+  const int64_t B = x->shape[0], C = w->shape[0];
+  TensorPtr y = empty({B, 2 * C}, x->device());
+  launch("gaussian_fourier_projection", [=] {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < C; ++i) {
+        // x[:, None] * W[None, :] * 2 * π, each step rounded to float32 like torch.
+        const float arg = ((x->data()[b] * w->data()[i]) * 2.f) * float(M_PI);
+        y->data()[b * 2 * C + i] = std::sin(arg);
+        y->data()[b * 2 * C + C + i] = std::cos(arg);
+      }
+  });
+  if (any_requires_grad({&x, &w})) {
+    auto node = std::make_shared<FourierBackward>();
+    node->x = save(x), node->w = save(w);
+    record(node, {x, w}, {y});
+  }
+  return y;
+}
+
 }  // namespace fd::ops

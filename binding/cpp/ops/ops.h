@@ -77,6 +77,9 @@ TensorPtr attention(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, 
 TensorPtr timestep_embedding(const TensorPtr& t, int64_t dim, bool flip_sin_to_cos, float downscale_freq_shift,
                              float scale, float max_period);
 TensorPtr embedding(const TensorPtr& weight, const std::vector<int32_t>& labels);
+// GaussianFourierProjection: x [B] (already log σ), W [C] → [B, 2C] = [sin, cos](2π·x·W), in float32 in
+// diffusers' order of operations; differentiable in x.
+TensorPtr gaussian_fourier_projection(const TensorPtr& x, const TensorPtr& w);
 TensorPtr dropout(const TensorPtr& x, float p, uint64_t seed, uint64_t offset);
 enum class LossReduction { Mean, Sum, None };
 TensorPtr mse_loss(const TensorPtr& a, const TensorPtr& b, LossReduction reduction);
