@@ -112,6 +112,7 @@ export function buildNetwork(files: LoadedFiles, expect?: NetworkClass): Network
     if (typeof kind !== "string") throw formatError(source, "the config names no network class (_class_name)");
     const cls = networkClass(kind, source);
     if (expect && cls !== expect) throw formatError(source, `holds a ${kind}, not a ${expect.kind}`);
+    cls.renameLegacyWeights?.(weights);
     const normalized = cls.normalizeConfig(config);
     const specs = Network.specs(cls.kind, normalized);
     checkTensorSet(weights, new Map(specs.map((s) => [s.name, s.shape])), source);

@@ -103,6 +103,12 @@ export class NetworkDenoiser extends Denoiser {
     return this.coefficients.schedule(steps);
   }
 
+  /** Schedules by name for `sample({ schedule })`: "ddim" and "euler" (diffusers' DDIM and EulerDiscrete
+   * grids on the model's own ᾱ table) for DDPM-family models; undefined otherwise. */
+  namedSchedule(name: string, steps: number): Schedule | undefined {
+    return this.coefficients.namedSchedule(name, steps);
+  }
+
   override initialNoiseScale(sigma0: number): number {
     return this.coefficients.initialNoiseScale(sigma0);
   }

@@ -67,6 +67,8 @@ export interface NetworkClass {
   /** Fills defaults, accepts both diffusers key sets, rejects bad values (ERR_ARGUMENT). */
   normalizeConfig(raw: Record<string, unknown>): NetworkConfig;
   construct(config: NetworkConfig, handle: object): Network;
+  /** Renames weights of older checkpoint layouts to the current names in place (diffusers does the same on load). */
+  renameLegacyWeights?(weights: Map<string, Tensor>): void;
 }
 
 const registry = new Map<string, NetworkClass>();

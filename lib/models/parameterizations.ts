@@ -5,7 +5,7 @@
 import { argumentError } from "../errors";
 import { edmPrecond, vePrecond, vpPrecond, type Precond } from "../sampling/parameterization";
 import {
-  ddimSchedule, ddpmTables, discreteSigmaTable, flowMatchSchedule, flowTFromSigma, karrasSigmas,
+  ddimSchedule, ddpmTables, discreteSigmaTable, eulerDiscreteSchedule, flowMatchSchedule, flowTFromSigma, karrasSigmas,
   type BetaSchedule, type Schedule, type TimestepSpacing,
 } from "../sampling/schedules";
 
@@ -158,6 +158,16 @@ export class Coefficients {
         return { sigmas, timesteps: s.timesteps };
       }
     }
+  }
+
+  /** DDPM family: "ddim" (the default grid) or "euler" (EulerDiscreteScheduler, "linspace" spacing). */
+  namedSchedule(name: string, steps: number): Schedule | undefined {
+    const p = this.p;
+    if (p.type !== "ddpm") return undefined;
+    const table = { numTrainTimesteps: p.numTrainTimesteps, betaSchedule: p.betaSchedule, betaStart: p.betaStart, betaEnd: p.betaEnd };
+    if (name === "ddim") return this.schedule(steps);
+    if (name === "euler") return eulerDiscreteSchedule(steps, table);
+    return undefined;
   }
 
   /** x̂ at σ_0 from unit noise: x̂ = x_t/s(σ_0) with x_t = n for VP (√(1+σ²)) and flow (1+σ); σ·n otherwise. */

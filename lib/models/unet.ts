@@ -1,5 +1,6 @@
 // UNet: diffusers' UNet2DModel (same config.json keys, same weight names), forward in C++
 // (binding/cpp/nn/unet.cc and unet_blocks.cc, which document the computation and the named points).
+import type { Tensor } from "../tensor";
 import { FastdiffError } from "../errors";
 import { loadNetwork } from "./format";
 import { Network, registerNetwork, type NetworkClass, type NetworkConfig } from "./network";
@@ -227,7 +228,22 @@ export const UNetClass: NetworkClass = {
   kind: "UNet2DModel",
   normalizeConfig: normalizeUNetConfig,
   construct: (config, handle) => new UNet(config, handle),
+  renameLegacyWeights: renameDeprecatedAttention,
 };
+
+/** Checkpoints written before diffusers' attention refactor (e.g. google/ddpm-*) name the attention weights
+ * query / key / value / proj_attn; diffusers renames them on load to to_q / to_k / to_v / to_out.0. */
+function renameDeprecatedAttention(weights: Map<string, Tensor>): void {
+  const renames: Record<string, string> = { query: "to_q", key: "to_k", value: "to_v", proj_attn: "to_out.0" };
+  for (const name of [...weights.keys()]) {
+    const m = /^(.*\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$/.exec(name);
+    if (!m) continue;
+    const renamed = `${m[1]}.${renames[m[2]!]}.${m[3]}`;
+    if (weights.has(renamed)) continue; // both layouts present: leave it to the weight check to name the extra one
+    weights.set(renamed, weights.get(name)!);
+    weights.delete(name);
+  }
+}
 
 /**
  * diffusers' `UNet2DModel`: ResnetBlock2D / attention down and up blocks with skip connections, a mid block,

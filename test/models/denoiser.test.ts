@@ -80,6 +80,12 @@ describe("preconditioning", () => {
     ddim.timesteps.forEach((t, i) => expect(c.at(ddim.sigmas[i]!).cNoise).toBe(t));
     const euler = fd.eulerDiscreteSchedule(25);
     euler.timesteps.forEach((t, i) => expect(Math.abs(c.at(euler.sigmas[i]!).cNoise - t)).toBeLessThan(2e-3));
+    // Named grids for sample({ schedule }): the model's own DDIM and EulerDiscrete schedules.
+    const den = new fd.NetworkDenoiser(mlp(), { type: "ddpm" });
+    expect(den.namedSchedule("euler", 25)).toEqual(euler);
+    expect(den.namedSchedule("ddim", 10)).toEqual(ddim);
+    expect(den.namedSchedule("nope", 10)).toBeUndefined();
+    den.network.dispose();
     // x_t = α·x̂ is what the ε-network sees.
     expect(c.at(3).cIn).toBeCloseTo(1 / Math.sqrt(10), 12);
   });

@@ -115,6 +115,22 @@ describe("mismatched files", () => {
     const e = await formatError(fd.UNet.load(p));
     expect(e.message).toMatch(/conv_out\.bias \[3\].*\[1\]/);
   });
+  test("pre-refactor attention names (query/key/value/proj_attn) load like diffusers renames them", async () => {
+    const ref = fd.UNet.create(tinyUNetConfig, { seed: 1 });
+    const p = await folderWith((w) => {
+      for (const [from, to] of [["to_q", "query"], ["to_k", "key"], ["to_v", "value"], ["to_out.0", "proj_attn"]]) {
+        for (const leaf of ["weight", "bias"]) {
+          const name = `down_blocks.1.attentions.0.${from}.${leaf}`;
+          w.set(`down_blocks.1.attentions.0.${to}.${leaf}`, w.get(name)!);
+          w.delete(name);
+        }
+      }
+    });
+    const back = await fd.UNet.load(p);
+    expectSameWeights(ref, back);
+    ref.dispose();
+    back.dispose();
+  });
   test("a config naming another class, an unknown class, a broken config", async () => {
     const net = fd.MLP.create({ in_features: 2 }, { seed: 1 });
     await net.save(at("mlp-dir"));
