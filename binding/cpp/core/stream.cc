@@ -2,6 +2,7 @@
 
 #include "profile.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -38,10 +39,21 @@ struct Stream::Impl {
   std::thread worker;
   // Lock-free hints that let both sides skip futex syscalls on the hot path: the
   // worker spins briefly on `queued` before sleeping, and producers notify only a
-  // worker that is (about to be) asleep; waiters are notified only if present.
+  // worker that is (about to be) asleep.
   std::atomic<uint64_t> queued{0};
   std::atomic<bool> worker_sleeping{false};
-  std::atomic<int> waiters{0};
+  // The smallest ticket a waiter needs (under `mutex`): the worker wakes waiters only
+  // when it is reached, not after every kernel (a reader waiting for a whole forward
+  // would otherwise be woken hundreds of times, each a context switch stealing a core).
+  uint64_t wake_at = UINT64_MAX;
+
+  // Waits (holding `lock`) until done_ticket >= ticket.
+  void wait_for(std::unique_lock<std::mutex>& lock, uint64_t ticket) {
+    while (done_ticket < ticket) {
+      wake_at = std::min(wake_at, ticket);
+      progress.wait(lock);
+    }
+  }
 
   void run(Task& task) {
     try {
@@ -81,11 +93,16 @@ struct Stream::Impl {
       }
       run(task);
       task.kernel = nullptr;  // drop captured tensors before reporting completion
+      bool wake = false;
       {
         std::lock_guard<std::mutex> lock(mutex);
         done_ticket = task.ticket;
+        if (done_ticket >= wake_at) {
+          wake = true;
+          wake_at = UINT64_MAX;  // woken waiters that still need more re-register
+        }
       }
-      if (waiters.load(std::memory_order_seq_cst) > 0) progress.notify_all();
+      if (wake) progress.notify_all();
     }
   }
 };
@@ -116,11 +133,8 @@ uint64_t Stream::enqueue(const char* op, std::function<void()> kernel) {
   uint64_t ticket;
   {
     std::unique_lock<std::mutex> lock(s.mutex);
-    if (s.queue.size() >= size_t(kMaxPending)) {
-      s.waiters.fetch_add(1, std::memory_order_seq_cst);
-      s.progress.wait(lock, [&] { return s.queue.size() < size_t(kMaxPending); });
-      s.waiters.fetch_sub(1, std::memory_order_seq_cst);
-    }
+    // Back-pressure: every finished kernel was popped first, so one more done makes room.
+    while (s.queue.size() >= size_t(kMaxPending)) s.wait_for(lock, s.done_ticket + 1);
     ticket = s.next_ticket++;
     s.queue.push_back({op, std::move(kernel), ticket});
     s.queued.fetch_add(1, std::memory_order_release);
@@ -134,10 +148,7 @@ void Stream::wait(uint64_t ticket) {
   std::unique_lock<std::mutex> lock(s.mutex);
   if (ticket == 0) ticket = s.next_ticket - 1;
   if (synchronous_) return;
-  if (s.done_ticket >= ticket) return;
-  s.waiters.fetch_add(1, std::memory_order_seq_cst);
-  s.progress.wait(lock, [&] { return s.done_ticket >= ticket; });
-  s.waiters.fetch_sub(1, std::memory_order_seq_cst);
+  s.wait_for(lock, ticket);
 }
 
 std::optional<Error> Stream::wait_and_take_error(uint64_t ticket) {
