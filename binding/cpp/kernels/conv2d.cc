@@ -20,6 +20,7 @@
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_impl.h"
+#include "kernels/winograd.h"
 
 namespace fd::kernels {
 namespace {
@@ -102,6 +103,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const int64_t OH = s.OH(), OW = s.OW();
   if (s.N <= 0 || s.OC <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Cg = s.C / s.groups, OCg = s.OC / s.groups, Kg = Cg * s.KH * s.KW;
+  // 3×3 stride-1 convs with enough channels: Winograd F(2×2, 3×3) (kernels/winograd.h).
+  if (wino::applicable(s) && wino::conv3x3_forward(*ks, s, x, w, bias, y)) return;
   const ConvSrc geo{nullptr, Cg, s.H, s.W, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w, OH, OW};
   conv_forward_impl(*ks, s.N, s.groups, x, s.C, geo, w, Kg, 1, OCg * Kg, OCg, bias, y);
 }
@@ -130,6 +133,13 @@ void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w
         for (int64_t c = 0; c < Cg; ++c)
           for (int64_t r = 0; r < KK; ++r)
             wt[((g * Cg + c) * OCg + oc) * KK + (KK - 1 - r)] = w[((g * OCg + oc) * Cg + c) * KK + r];
+    if (G == 1) {  // the flipped conv (gy → gx, weight [C, OC, KH, KW]) may be a Winograd one
+      Conv2dShape f = s;
+      f.C = s.OC, f.H = OH, f.W = OW, f.OC = s.C;
+      f.pad_h = s.dil_h * (s.KH - 1) - s.pad_h, f.pad_w = s.dil_w * (s.KW - 1) - s.pad_w;
+      if (f.OH() == s.H && f.OW() == s.W && wino::applicable(f) && wino::conv3x3_forward(*ks, f, gy, wt.data(), nullptr, gx))
+        return;
+    }
     const ConvSrc geo{nullptr, OCg, OH, OW, s.KH, s.KW, 1, 1, s.dil_h * (s.KH - 1) - s.pad_h,
                       s.dil_w * (s.KW - 1) - s.pad_w, s.dil_h, s.dil_w, s.H, s.W};
     conv_forward_impl(*ks, s.N, G, gy, s.OC, geo, wt.data(), OCg * KK, 1, Cg * OCg * KK, Cg, nullptr, gx);

@@ -1,0 +1,63 @@
+// Winograd F(2×2, 3×3) convolution for 3×3, stride 1, dilation 1, groups 1 convs
+// (Lavin & Gray 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile.
+//   U[k][oc][ic] = (G g Gᵀ)_k               (16 matrices OC × IC, per call)
+//   V[k][ic][t]  = (Bᵀ d_t B)_k             (16 matrices IC × T, per chunk of tiles)
+//   M[k]         = U[k] · V[k]              (16 GEMMs on the engine's packed SGEMM)
+//   y            = Aᵀ M A + bias            (partial tiles cropped)
+// Tiles are taken in chunks of whole tile rows (T tiles, depending only on the
+// shape) so V and M stay in cache; threads split chunks, or, when there are few,
+// the IC / k / OC ranges of one chunk. The GEMM reduction (IC) is never split and
+// every transform is element-wise, so the result is bitwise identical for any
+// thread count. Only for the SIMD ISAs; Isa::Scalar keeps the direct reference.
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm_impl.h"
+
+namespace fd::kernels {
+namespace wino {
+
+// Per-ISA transform kernels (plain loops compiled with the ISA's flags, from
+// simd/winograd_kernels.inl). Tile rows r ∈ [r0, r1) over the batch: image
+// n = r / TH, tile row th = r % TH; tile t = (r − r0)·TW + tw in a chunk of T tiles.
+struct Kernels {
+  // KS: the stride between the 16 matrices (padded so that the 16 streams do not
+  // share cache sets).
+  // U[k·KS + p] for p ∈ [p0, p1) over P = OC·IC (oc, ic) pairs; w[p·9 + kh·3 + kw].
+  void (*weight)(const float* w, int64_t P, int64_t p0, int64_t p1, int64_t KS, float* U);
+  // V[k·KS + c·T + t] for c ∈ [c0, c1); x is the whole batch [N, C, H, W]; input
+  // tile rows start at 2·th − pad (zero outside). tmp: 8·(TW + 16) floats.
+  void (*input)(const float* x, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t TH, int64_t TW, int64_t r0,
+                int64_t r1, int64_t c0, int64_t c1, int64_t T, int64_t KS, float* V, float* tmp);
+  // y[n, oc, 2th + i, 2tw + j] (inside OH × OW) = (Aᵀ M A)_ij + bias[oc] for oc ∈ [o0, o1);
+  // M[k·KS + oc·T + t]; bias may be null. tmp: 4·(TW + 16) floats.
+  void (*output)(const float* M, int64_t OC, int64_t OH, int64_t OW, int64_t TH, int64_t TW, int64_t r0, int64_t r1,
+                 int64_t o0, int64_t o1, int64_t T, int64_t KS, const float* bias, float* y, float* tmp);
+};
+
+namespace avx2 {
+const Kernels* kernels();
+}
+namespace avx512 {
+const Kernels* kernels();
+}
+
+// Benchmarks / experiments: minimum IC and OC for the Winograd path (< 0: off;
+// 0: unchanged) and the V + M scratch target in floats (≤ 0: unchanged). Defaults
+// from FASTDIFF_WINO_MIN_CH / FASTDIFF_WINO_CHUNK_FLOATS when set.
+void tune(int64_t min_channels, int64_t chunk_floats);
+
+// Stride (floats) between the 16 matrices of n floats each: a multiple of 16 floats
+// with an odd number of 64-byte lines, so the 16 streams fall in distinct cache sets.
+int64_t kstride(int64_t n);
+
+// True when conv2d_forward should take the Winograd path for this shape.
+bool applicable(const Conv2dShape& s);
+
+// y = conv(x, w) + bias for a shape with applicable(s); ks is the active kernel set.
+// Returns false (nothing written) when scratch memory cannot be had.
+bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const float* x, const float* w,
+                     const float* bias, float* y);
+
+}  // namespace wino
+}  // namespace fd::kernels

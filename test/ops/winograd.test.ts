@@ -1,0 +1,105 @@
+// Winograd F(2×2, 3×3) conv path (kernels/winograd.{h,cc}): 3×3, stride 1, padding
+// 0 or 1, groups 1, IC and OC ≥ 16 on the SIMD ISAs. Forward output and input
+// gradient (stride-1 backward-input is the flipped forward conv and takes the same
+// path) against the scalar reference (direct conv, double accumulation) on fresh
+// random inputs, and bitwise determinism across thread counts 1 vs 2.
+//
+// Tolerance: Winograd F(2,3) rounds in the transforms (|Bᵀ d B| ≤ 4·max|d|,
+// |G g Gᵀ| ≤ 2.25·max|g|) and sums 16 transformed products per output, so its error
+// is a few ulps of the magnitude Σ|w||x| over the IC·9 products rather than of the
+// output itself. We bound max |got − ref| ≤ TOL · max|ref| (and relative L2 ≤ TOL):
+// measured up to ~1.5e-7 relative L2 and ~6e-7 max-abs relative for these shapes
+// (the direct SIMD conv: ~1e-7); TOL = 4e-6 leaves a margin while still catching
+// any wrong tap, border or crop (those give errors of order 1).
+import * as fd from "../../lib";
+
+import { maxRelErr, randomTensor, relL2 } from "../helpers";
+
+const BEST = fd.devices().cpu.bestIsa;
+const ISAS = (["avx2", "avx512"] as const).filter((isa) => isa === BEST || (isa === "avx2" && BEST === "avx512"));
+const THREADS = fd.getNumThreads();
+afterAll(() => {
+  fd.setIsa(BEST);
+  fd.setNumThreads(THREADS);
+});
+
+const TOL = 4e-6;
+
+interface Case {
+  x: number[];
+  w: number[];
+  pad: number;
+  bias: boolean;
+}
+const CASES: Case[] = [
+  // (the path needs IC, OC ≥ 32 and ≥ 32 tiles of 2×2 outputs; see kernels/winograd.cc)
+  { x: [32, 33, 1, 1], w: [34, 33, 3, 3], pad: 1, bias: true }, // 1×1 images: only padding around them
+  { x: [32, 32, 3, 3], w: [35, 32, 3, 3], pad: 0, bias: false }, // 1×1 output, padding 0
+  { x: [4, 33, 7, 9], w: [37, 33, 3, 3], pad: 1, bias: true }, // odd sizes, IC/OC not multiples of 8/16
+  { x: [12, 40, 5, 2], w: [36, 40, 3, 3], pad: 1, bias: false }, // width 2, odd height
+  { x: [4, 32, 8, 8], w: [33, 32, 3, 3], pad: 0, bias: true }, // even input, odd tile count, padding 0
+  { x: [4, 36, 11, 6], w: [32, 36, 3, 3], pad: 0, bias: true }, // odd output height, crop
+  { x: [5, 32, 30, 30], w: [48, 32, 3, 3], pad: 1, bias: true }, // many chunks (threads split chunks)
+  { x: [1, 64, 28, 28], w: [64, 64, 3, 3], pad: 1, bias: true }, // UNet level 0
+  { x: [2, 128, 14, 14], w: [128, 128, 3, 3], pad: 1, bias: true }, // UNet level 1
+  { x: [16, 128, 7, 7], w: [64, 128, 3, 3], pad: 1, bias: true }, // UNet level 2 (batched)
+  { x: [1, 192, 14, 14], w: [128, 192, 3, 3], pad: 1, bias: true }, // UNet up-block concat input
+];
+
+const label = (c: Case) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
+
+/** [y, ∂(Σ y·r)/∂x] under the current ISA / thread count. */
+function run(c: Case, i: number): Float32Array[] {
+  return fd.scope(() => {
+    const x = randomTensor(c.x, 1000 + i);
+    const w = randomTensor(c.w, 2000 + i, 1 / Math.sqrt(c.w[1]! * 9));
+    const b = c.bias ? randomTensor([c.w[0]!], 3000 + i) : null;
+    x.requiresGrad = true;
+    const y = fd.conv2d(x, w, b, { padding: c.pad });
+    const out = [y.dataSync()];
+    fd.sum(fd.mul(y, randomTensor(y.shape, 4000 + i))).backward();
+    out.push(x.grad!.dataSync());
+    return out;
+  });
+}
+
+function bitwiseEqual(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; ++i) if (ua[i] !== ub[i]) return false;
+  return true;
+}
+
+describe("winograd conv3x3", () => {
+  CASES.forEach((c, i) => {
+    test(label(c), () => {
+      fd.setIsa("scalar");
+      const ref = run(c, i);
+      const problems: string[] = [];
+      for (const isa of ISAS) {
+        fd.setIsa(isa);
+        fd.setNumThreads(1);
+        const got1 = run(c, i);
+        fd.setNumThreads(2);
+        const got2 = run(c, i);
+        fd.setNumThreads(THREADS);
+        ["output", "grad x"].forEach((what, k) => {
+          const g = got1[k]!;
+          const r = ref[k]!;
+          let scale = 0;
+          for (const v of r) scale = Math.max(scale, Math.abs(v));
+          const errMax = maxRelErr(g, r) * Math.max(1, scale) / Math.max(scale, 1e-30);
+          const errL2 = relL2(g, r);
+          if (process.env.FASTDIFF_WINO_VERBOSE)
+            console.log(`${isa} ${label(c)} ${what}: max ${errMax.toExponential(2)} relL2 ${errL2.toExponential(2)}`);
+          if (!(errMax <= TOL)) problems.push(`${isa} ${what}: max |err| / max|ref| ${errMax.toExponential(2)} > ${TOL}`);
+          if (!(errL2 <= TOL)) problems.push(`${isa} ${what}: relative L2 ${errL2.toExponential(2)} > ${TOL}`);
+          if (!bitwiseEqual(g, got2[k]!)) problems.push(`${isa} ${what}: 1 vs 2 threads differ`);
+        });
+      }
+      fd.setIsa(BEST);
+      expect(problems).toEqual([]);
+    });
+  });
+});
