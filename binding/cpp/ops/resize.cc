@@ -72,7 +72,36 @@ struct Resample {
   int64_t out_h() const { return int64_t(ty.index.size()) / ty.per_output; }
   int64_t out_w() const { return int64_t(tx.index.size()) / tx.per_output; }
 
+  // One tap of weight 1 per output (nearest upsampling): a gather, and a repeated source
+  // row is a copy of the previous output row. Same values as the general loop (1·x = x).
+  bool is_gather() const {
+    auto unit = [](const Taps& t) {
+      return t.per_output == 1 && std::all_of(t.weight.begin(), t.weight.end(), [](float w) { return w == 1.f; });
+    };
+    return unit(ty) && unit(tx);
+  }
+
+  void gather(const float* x, float* y, int64_t planes) const {
+    const int64_t oh = out_h(), ow = out_w();
+    ThreadPool::global().parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const float* src = x + p * in_h * in_w;
+        float* dst = y + p * oh * ow;
+        for (int64_t oy = 0; oy < oh; ++oy) {
+          float* out = dst + oy * ow;
+          if (oy > 0 && ty.index[oy] == ty.index[oy - 1]) {
+            std::copy(out - ow, out, out);
+            continue;
+          }
+          const float* row = src + ty.index[oy] * in_w;
+          for (int64_t ox = 0; ox < ow; ++ox) out[ox] = row[tx.index[ox]];
+        }
+      }
+    });
+  }
+
   void forward(const float* x, float* y, int64_t planes) const {
+    if (is_gather()) return gather(x, y, planes);
     const int64_t oh = out_h(), ow = out_w(), ky = ty.per_output, kx = tx.per_output;
     ThreadPool::global().parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
