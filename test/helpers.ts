@@ -188,3 +188,22 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < b.length; ++i) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** Same shape and the same float32 bits. */
+export function bitEqual(a: fd.Tensor, b: fd.Tensor): boolean {
+  expect(a.shape).toEqual(b.shape);
+  return Buffer.from(a.dataSync().buffer).equals(Buffer.from(b.dataSync().buffer));
+}
+
+/** `f` throws a FastdiffError with `code` (and a message matching `pattern`). */
+export function expectCode(f: () => unknown, code: string, pattern?: RegExp): void {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(fd.FastdiffError);
+    expect((e as fd.FastdiffError).code).toBe(code);
+    if (pattern) expect((e as Error).message).toMatch(pattern);
+    return;
+  }
+  throw new Error(`expected ${code}`);
+}

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as fd from "../../lib";
 import { DiT, DiTClass, normalizeDiTConfig } from "../../lib/models/dit";
 import { Network } from "../../lib/models/network";
-import { goldenFile, hostRandom, randomTensor, readSafetensors } from "../helpers";
+import { goldenFile, hostRandom, randomTensor, readSafetensors, bitEqual, expectCode } from "../helpers";
 
 type Golden = Map<string, { shape: number[]; data: Float64Array }>;
 
@@ -16,22 +16,6 @@ function worst(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-4, rtol = 1
   return w;
 }
 
-function bitEqual(a: fd.Tensor, b: fd.Tensor): boolean {
-  expect(a.shape).toEqual(b.shape);
-  return Buffer.from(a.dataSync().buffer).equals(Buffer.from(b.dataSync().buffer));
-}
-
-function expectCode(f: () => unknown, code: string, pattern?: RegExp): void {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(fd.FastdiffError);
-    expect((e as fd.FastdiffError).code).toBe(code);
-    if (pattern) expect((e as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error(`expected ${code}`);
-}
 
 // ---------------------------------------------------------------- golden (diffusers 0.38 / 0.30.3)
 

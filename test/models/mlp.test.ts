@@ -2,24 +2,8 @@
 // a few Adam steps that fit a 2-D mixture.
 import * as fd from "../../lib";
 import { MLP, normalizeMLPConfig } from "../../lib/models/mlp";
-import { gradcheck, hostRandom, randomTensor } from "../helpers";
+import { gradcheck, hostRandom, randomTensor, bitEqual, expectCode } from "../helpers";
 
-function bitEqual(a: fd.Tensor, b: fd.Tensor): boolean {
-  expect(a.shape).toEqual(b.shape);
-  return Buffer.from(a.dataSync().buffer).equals(Buffer.from(b.dataSync().buffer));
-}
-
-function expectCode(f: () => unknown, code: string, pattern?: RegExp): void {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(fd.FastdiffError);
-    expect((e as fd.FastdiffError).code).toBe(code);
-    if (pattern) expect((e as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error(`expected ${code}`);
-}
 
 describe("MLP", () => {
   test("config: defaults, unknown keys ignored, bad values named", () => {

@@ -19,6 +19,7 @@
 #include "core/cpu.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
+#include "kernels/scratch.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/winograd.h"
 
@@ -79,20 +80,6 @@ void conv_forward_impl(const KernelSet& ks, int64_t N, int64_t groups, const flo
   });
 }
 
-// Grow-only 64-byte-aligned scratch, kept per thread across calls.
-struct ScratchBuf {
-  float* p = nullptr;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64 + 64));
-      cap = p ? n : 0;
-    }
-    return p;
-  }
-  ~ScratchBuf() { std::free(p); }
-};
 thread_local ScratchBuf tl_xt, tl_gwt;
 
 }  // namespace

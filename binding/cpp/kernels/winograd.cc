@@ -6,6 +6,7 @@
 // over threads (IC rows, the 16 GEMMs, OC rows). The chunk size depends only on the
 // shape, so the arithmetic per output element is the same for any thread count.
 #include "kernels/winograd.h"
+#include "kernels/scratch.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -16,20 +17,7 @@
 namespace fd::kernels::wino {
 namespace {
 
-struct Buf {
-  float* p = nullptr;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64 + 64));
-      cap = p ? n : 0;
-    }
-    return p;
-  }
-  ~Buf() { std::free(p); }
-};
-thread_local Buf tl_u, tl_vm;
+thread_local ScratchBuf tl_u, tl_vm;
 // Below ~32 tiles (e.g. one 7×7 map) the 16 narrow GEMMs lose to the direct conv.
 constexpr int64_t kMinTiles = 32;
 constexpr int64_t kMaxTW = 1024;  // transform scratch on the stack: 8·(TW + 16) floats
