@@ -365,7 +365,7 @@ class UNet2DModel(nn.Module):
         if len(cfg["down_block_types"]) != len(ch) or len(cfg["up_block_types"]) != len(ch):
             raise ValueError("down/up block types must match block_out_channels")
         if cfg["downsample_type"] != "conv" or cfg["upsample_type"] != "conv":
-            raise NotImplementedError("only conv down/upsamplers")
+            raise ValueError("this PyTorch reference supports conv down/upsamplers only (the bench models use them)")
         temb = cfg["time_embedding_dim"] or ch[0] * 4
         groups, eps, act, drop = cfg["norm_num_groups"], cfg["norm_eps"], cfg["act_fn"], cfg["dropout"]
         tsn = cfg["resnet_time_scale_shift"]
@@ -402,7 +402,7 @@ class UNet2DModel(nn.Module):
         for i, kind in enumerate(cfg["down_block_types"]):
             in_c, out_c = out_c, ch[i]
             if kind not in ("DownBlock2D", "AttnDownBlock2D"):
-                raise NotImplementedError(kind)
+                raise ValueError(f"this PyTorch reference does not support block type {kind!r}")
             self.down_blocks.append(DownBlock(kind == "AttnDownBlock2D", cfg["layers_per_block"], in_c, out_c, temb,
                                               groups, eps, act, drop, tsn, head(out_c), i < len(ch) - 1,
                                               cfg["downsample_padding"]))
@@ -421,7 +421,7 @@ class UNet2DModel(nn.Module):
             prev, out_c = out_c, rev[i]
             in_c = rev[min(i + 1, len(ch) - 1)]
             if kind not in ("UpBlock2D", "AttnUpBlock2D"):
-                raise NotImplementedError(kind)
+                raise ValueError(f"this PyTorch reference does not support block type {kind!r}")
             self.up_blocks.append(UpBlock(kind == "AttnUpBlock2D", cfg["layers_per_block"] + 1, in_c, prev, out_c,
                                           temb, groups, eps, act, drop, tsn, head(out_c), i < len(ch) - 1))
         gout = groups if groups is not None else min(ch[0] // 4, 32)
@@ -557,7 +557,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim, activation_fn, dropout=0.0, mult=4):
         super().__init__()
         if activation_fn not in ("gelu", "gelu-approximate"):
-            raise NotImplementedError(f"activation_fn {activation_fn!r}")
+            raise ValueError(f"this PyTorch reference does not support activation_fn {activation_fn!r}")
         inner = dim * mult
         self.net = nn.ModuleList([GELUProj(dim, inner, "tanh" if activation_fn == "gelu-approximate" else "none"),
                                   nn.Dropout(dropout), nn.Linear(inner, dim)])
@@ -600,7 +600,7 @@ class DiTTransformer2DModel(nn.Module):
         cfg.update({k: v for k, v in config.items() if k in DIT_DEFAULTS})
         self.config = cfg
         if cfg["norm_type"] != "ada_norm_zero" or cfg["num_embeds_ada_norm"] is None:
-            raise NotImplementedError("DiT needs norm_type ada_norm_zero and num_embeds_ada_norm")
+            raise ValueError("DiTTransformer2DModel here needs norm_type ada_norm_zero and num_embeds_ada_norm (class-conditional DiT)")
         dim = cfg["num_attention_heads"] * cfg["attention_head_dim"]
         self.inner_dim = dim
         self.patch = cfg["patch_size"]
