@@ -19,3 +19,17 @@ export * from "./sampling";
 
 // Networks (UNet, DiT, MLP), the σ-space denoiser contract, network files.
 export * from "./models";
+
+// Training: the EDM / DDPM denoising losses and the training loop with checkpoints.
+export * from "./train";
+
+// Data: MNIST, image folders, toy 2-D sets with exact denoisers; seeded batching; PNG grids.
+export * from "./data";
+export { encodePng, decodePng, imageGrid, saveImageGrid, saveImageGridSync, tensorToImages, scatterPlot, type RawImage } from "./io/png";
+
+// Evaluation: FD / precision / recall on the shipped MNIST feature network, toy-data distances.
+export {
+  evaluate, FeatureNet, trainFeatureNet, DEFAULT_FEATURE_NET, featureStats, frechetFromStats, frechetDistance, precisionRecall,
+  mmd2, slicedWasserstein, modeCoverage, classifierAccuracy, perClassCoverage,
+  type Evaluation, type EvaluateOptions, type FeatureStats, type FeatureNetTrainOptions,
+} from "./eval";

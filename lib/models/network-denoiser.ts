@@ -37,7 +37,7 @@ export class NetworkDenoiser extends Denoiser {
   readonly network: Network;
   readonly parameterization: Parameterization;
   readonly sampleShape: readonly number[];
-  private readonly coefficients: Coefficients;
+  readonly coefficients: Coefficients;
   private readonly nullClass: number | undefined;
 
   constructor(network: Network, p: ParameterizationInput | Parameterization, options: NetworkDenoiserOptions = {}) {

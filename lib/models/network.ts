@@ -173,6 +173,13 @@ export abstract class Network {
     for (const [, t] of this.named) t.requiresGrad = flag;
     return this;
   }
+  /** The generator train-mode dropout draws from (checkpoints save its state). */
+  get dropoutGenerator(): Generator {
+    return this.generator;
+  }
+  set dropoutGenerator(g: Generator) {
+    this.generator = g;
+  }
   /** Seeds the dropout randomness used in train mode. */
   manualSeed(seed: number | bigint): this {
     this.generator = new Generator(seed);

@@ -90,6 +90,11 @@ export class Coefficients {
     this.ddpmSigmas = p.type === "ddpm" ? discreteSigmaTable(ddpmTables(p).alphasCumprod) : null;
   }
 
+  /** DDPM: σ_t = √((1 − ᾱ_t)/ᾱ_t) for every training timestep t (ascending); null for continuous families. */
+  get discreteSigmas(): Float64Array | null {
+    return this.ddpmSigmas;
+  }
+
   /** c_skip, c_out, c_in and c_noise (the network's timestep input) at σ > 0. */
   at(sigma: number): Precond {
     const p = this.p;

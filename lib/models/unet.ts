@@ -65,6 +65,10 @@ export interface UNetConfig {
   num_class_embeds: number | null;
   /** Rows of the learned time-embedding table ("learned" only) [null]. */
   num_train_timesteps: number | null;
+  /** fastdiff extension (diffusers ignores it): the class-table row that is the unconditional label for
+   * classifier-free guidance; must be the last row, num_class_embeds − 1, which leaves num_class_embeds − 1
+   * real classes [null: no null class]. */
+  null_class: number | null;
 }
 
 const DEFAULTS: UNetConfig = {
@@ -96,12 +100,13 @@ const DEFAULTS: UNetConfig = {
   class_embed_type: null,
   num_class_embeds: null,
   num_train_timesteps: null,
+  null_class: null,
 };
 
 /** Keys whose explicit null means something (diffusers passes None through); any other key must have a value. */
 const NULLABLE = new Set<keyof UNetConfig>([
   "sample_size", "time_embedding_dim", "mid_block_type", "attention_head_dim", "attn_norm_num_groups",
-  "class_embed_type", "num_class_embeds", "num_train_timesteps",
+  "class_embed_type", "num_class_embeds", "num_train_timesteps", "null_class",
 ]);
 
 type Check = (v: unknown) => string | null;
@@ -154,6 +159,7 @@ const CHECKS: Record<keyof UNetConfig, Check> = {
         : "null or 'timestep'",
   num_class_embeds: positiveInt,
   num_train_timesteps: positiveInt,
+  null_class: (v) => (isInt(v) && v >= 0 ? null : "a non-negative integer (the last row of the class table)"),
 };
 
 function configError(key: string, message: string): FastdiffError {

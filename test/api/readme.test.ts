@@ -40,3 +40,14 @@ test("the README denoiser and sampler tour runs", async () => {
     fs.rmSync(path.join(os.tmpdir(), `fastdiff-readme-${process.pid}`), { recursive: true, force: true });
   }
 }, 60_000);
+
+test("the README data, training and evaluation tour runs", async () => {
+  try {
+    const lines = await runBlock("### Data, training, evaluation");
+    expect(lines[0]).toBe("8004 8 2");
+    expect(lines[1]).toBe("200 true");
+    expect(lines[2]).toBe("8 8");
+  } finally {
+    fs.rmSync(path.join(os.tmpdir(), `fastdiff-readme-train-${process.pid}`), { recursive: true, force: true });
+  }
+});

@@ -258,6 +258,30 @@ describe("shapes and labels", () => {
     });
     u.dispose();
   });
+
+  test("null_class (fastdiff extension): the last table row is the unconditional label for guidance", () => {
+    const u = UNet.create({ ...tiny, num_class_embeds: 4, null_class: 3 }, { seed: 4 });
+    expect(u.numClasses).toBe(3);
+    expect(u.nullClass).toBe(3);
+    expect(u.parameterInfo().find((p) => p.name === "class_embedding.weight")?.shape).toEqual([4, 32]); // diffusers-loadable
+    fd.scope(() => {
+      const xs = randomTensor([2, 2, 8, 8], 18);
+      const cond = u.forward(xs, [3, 3], { classLabels: [1, 2] });
+      const uncond = u.forward(xs, [3, 3], { classLabels: [3, 3] });
+      // CFG through the denoiser is D_u + w·(D_c − D_u), one batched forward of both halves.
+      const den = new fd.NetworkDenoiser(u, { type: "ddpm" });
+      const w = 2.5;
+      const guided = den.denoise(xs, [1, 1], { classLabels: [1, 2], guidance: w }).dataSync();
+      const dc = den.denoise(xs, [1, 1], { classLabels: [1, 2] }).dataSync();
+      const du = den.denoise(xs, [1, 1], { classLabels: [3, 3] }).dataSync();
+      guided.forEach((g, i) => expect(Math.abs(g - (du[i]! + w * (dc[i]! - du[i]!)))).toBeLessThan(1e-5));
+      expect(cond.dataSync()).not.toEqual(uncond.dataSync());
+      expectError(() => u.forward(xs, [3, 3], { classLabels: [0, 4] }), "ERR_ARGUMENT", /4/);
+    });
+    u.dispose();
+    for (const bad of [{ num_class_embeds: 4, null_class: 2 }, { null_class: 0 }])
+      expectError(() => UNet.create({ ...tiny, ...bad }), "ERR_ARGUMENT", /null_class/);
+  });
 });
 
 describe("errors", () => {

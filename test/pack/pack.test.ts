@@ -26,7 +26,7 @@ beforeAll(() => {
   for (const tool of ["cc", "gcc", "g++", "c++", "make", "cmake", "python3"])
     expect(() => execFileSync("sh", ["-c", `command -v ${tool}`], { env })).toThrow();
 
-  const packed = execFileSync(process.execPath, [npmCli, "pack", "--json", "--pack-destination", work], { cwd: root }).toString();
+  const packed = execFileSync(process.execPath, [npmCli, "pack", "--ignore-scripts", "--json", "--pack-destination", work], { cwd: root }).toString();
   const tarball = path.join(work, (JSON.parse(packed) as { filename: string }[])[0]!.filename);
   app = path.join(work, "app");
   fs.mkdirSync(app);

@@ -82,6 +82,12 @@ Config read_config(const ConfigReader& c) {
     o.num_classes = c.integer("num_class_embeds");
     FD_CHECK(o.num_classes > 0, ErrorCode::Argument, kKind, ": config 'num_class_embeds' must be positive");
   }
+  if (c.has("null_class")) {
+    o.null_class = c.integer("null_class");
+    FD_CHECK(o.cls == ClassKind::Embedding && o.num_classes >= 2 && o.null_class == o.num_classes - 1, ErrorCode::Argument, kKind,
+             ": config 'null_class' must be the last row of the class table (num_class_embeds - 1 = ", o.num_classes - 1,
+             "), got ", o.null_class);
+  }
 
   const auto down_types = c.strings("down_block_types");
   const auto up_types = c.strings("up_block_types");
@@ -242,7 +248,9 @@ class UNet2D final : public Network {
     }
   }
   const char* kind() const override { return kKind; }
-  int64_t num_classes() const override { return o_.cls == ClassKind::None ? 0 : o_.num_classes; }
+  // With a null class the last table row is the unconditional label, not a class.
+  int64_t num_classes() const override { return o_.cls == ClassKind::None ? 0 : o_.num_classes - (o_.null_class >= 0); }
+  int64_t null_class() const override { return o_.null_class; }
 
   std::vector<ParamSpec> specs() const override {
     std::vector<ParamSpec> out;

@@ -55,7 +55,8 @@ struct Config {
   float eps = 1e-5f, dropout = 0.f, mid_scale = 1.f;
   bool scale_shift = false;
   ClassKind cls = ClassKind::None;
-  int64_t num_classes = 0;
+  int64_t num_classes = 0;  // rows of the class table
+  int64_t null_class = -1;  // the unconditional row (fastdiff's `null_class`), or -1
   bool has_mid = false;
   std::vector<Block> down, up;
   Block mid;

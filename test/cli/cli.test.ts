@@ -1,0 +1,120 @@
+// The command line end to end on tiny settings: exit codes, files written, one-line errors (never a stack
+// trace). Runs the built CLI (dist/cli.cjs, built by `npm test`'s pretest).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { decodePng } from "../../lib/io/png";
+
+const root = resolve(__dirname, "../..");
+const cli = join(root, "dist", "cli.cjs");
+const dir = mkdtempSync(join(tmpdir(), "fastdiff-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: dir, encoding: "utf8", env: { ...process.env, FASTDIFF_NUM_THREADS: "1" } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+function expectUsage(r: ReturnType<typeof run>, pattern: RegExp): void {
+  expect(r.code).toBe(2);
+  expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+beforeAll(() => {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run 'npm run build:ts' (npm test does it first)`);
+});
+
+describe("fastdiff CLI", () => {
+  it("help, per-command help, doctor --json", () => {
+    const help = run("help");
+    expect(help.code).toBe(0);
+    for (const c of ["demo", "sample", "eval", "train", "doctor"]) expect(help.stdout).toContain(c);
+    const th = run("train", "--help");
+    expect(th.code).toBe(0);
+    expect(th.stdout).toContain("--iterations");
+    const doc = run("doctor", "--json");
+    expect(doc.code).toBe(0);
+    const info = JSON.parse(doc.stdout);
+    expect(info.version).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version);
+    expect(info.cpu.threads).toBeGreaterThanOrEqual(1);
+    expect(typeof info.cuda.available).toBe("boolean");
+  });
+
+  it("bad arguments: one line, exit 2", () => {
+    expectUsage(run("frobnicate"), /unknown command 'frobnicate'/);
+    expectUsage(run("train", "--out", "x", "--iterations", "ten"), /--iterations must be an integer, got 'ten'/);
+    expectUsage(run("train", "--iterations", "5"), /--out <dir> is required/);
+    expectUsage(run("train", "--out", "x", "--model", "huge"), /--model must be one of/);
+    expectUsage(run("sample", "--bogus"), /unknown option --bogus/);
+    expectUsage(run("sample", "--class", "x"), /--class must be/);
+    expectUsage(run("eval"), /--samples <file> is required/);
+    expectUsage(run("train", "--out", "x", "--dataset", "no-such-folder"), /--dataset must be/);
+  });
+
+  it("failures: one line with the error code, exit 1", () => {
+    const r = run("sample", "--model", join(dir, "missing-model"));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/ERR_ARGUMENT: model: no model at/);
+  });
+
+  it("train → resume → sample → eval on tiny settings", () => {
+    const out = join(dir, "tiny");
+    const first = run("train", "--dataset", "mnist", "--model", "unet-tiny", "--iterations", "3", "--batch", "8", "--checkpoint-every", "2", "--out", out, "--json");
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    const events = first.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.event === "progress").map((e) => e.done)).toEqual([1, 2, 3]);
+    expect(events.at(-1)).toMatchObject({ event: "done", task: "train", iterations: 3, resumedFrom: 0 });
+    for (const f of ["config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json", "training.json", "checkpoint/checkpoint.safetensors"])
+      expect(existsSync(join(out, f))).toBe(true);
+    const resumed = run("train", "--dataset", "mnist", "--model", "unet-tiny", "--iterations", "5", "--batch", "8", "--checkpoint-every", "2", "--out", out, "--resume", "--json");
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout.trim().split("\n").at(-1)!)).toMatchObject({ resumedFrom: 3, iterations: 5 });
+    const changed = run("train", "--dataset", "mnist", "--model", "unet-tiny", "--iterations", "6", "--batch", "4", "--out", out, "--resume");
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toMatch(/cannot resume.*batchSize was 8, now 4/);
+
+    const grid = join(dir, "grid.png");
+    const saved = join(dir, "s.safetensors");
+    const s = run("sample", "--model", out, "--n", "6", "--steps", "2", "--solver", "euler", "--out", grid, "--save", saved, "--nrow", "3");
+    expect(s.code).toBe(0);
+    const png = decodePng(readFileSync(grid));
+    expect([png.width, png.height]).toEqual([3 * 28 + 4 * 2, 2 * 28 + 3 * 2]);
+    const e = run("eval", "--samples", saved, "--reference", "mnist-test", "--json");
+    expect(e.code).toBe(0);
+    const m = JSON.parse(e.stdout);
+    expect(m).toMatchObject({ n: 6, referenceN: 1996 });
+    for (const k of ["fd", "precision", "recall", "accuracy", "classCoverage"]) expect(Number.isFinite(m[k])).toBe(true);
+    const table = run("eval", "--samples", saved, "--metrics", "fd,accuracy");
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/FD\s+\d/);
+    expect(table.stdout).toMatch(/accuracy\s+\d/);
+    expect(table.stdout).not.toMatch(/precision/);
+  });
+
+  it("train on a toy 2-D set with the MLP preset", () => {
+    const out = join(dir, "toy");
+    const r = run("train", "--dataset", "toy:8gaussians", "--model", "mlp", "--iterations", "20", "--batch", "64", "--out", out);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8"))).toMatchObject({ in_features: 2 });
+    const plot = join(dir, "toy.png");
+    const s = run("sample", "--model", out, "--n", "500", "--steps", "4", "--out", plot);
+    expect(s.code).toBe(0);
+    const png = decodePng(readFileSync(plot));
+    expect([png.width, png.height, png.channels]).toEqual([256, 256, 1]);
+    const lit = png.data.reduce((n, v) => n + (v === 255 ? 1 : 0), 0);
+    expect(lit).toBeGreaterThan(100); // 500 points, a few share a pixel or fall outside [−3, 3]²
+  });
+
+  it("demo runs on the shipped teacher (tiny settings)", () => {
+    const r = run("demo", "--n", "10", "--steps", "2", "--out", join(dir, "demo.png"));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/UNet2DModel/);
+    expect(r.stdout).toMatch(/FD\s+\d/);
+    expect(r.stdout).toMatch(/accuracy\s+\d/);
+    expect(existsSync(join(dir, "demo.png"))).toBe(true);
+  });
+});
