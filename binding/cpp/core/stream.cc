@@ -1,11 +1,13 @@
 #include "stream.h"
 
+#include "allocator.h"
 #include "profile.h"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -20,7 +22,20 @@
 namespace fd {
 namespace {
 constexpr int kSpin = 4000;  // ~ tens of µs of pause before the worker sleeps
+
+// Memory back-pressure (FASTDIFF_QUEUE_MB, default 1024; 0: off). A queued kernel holds its tensors until it
+// runs, so a host far ahead of the worker keeps every intermediate of the queued work alive at once — a
+// sampler's queued network forwards add up to gigabytes. Once live bytes have grown by more than this since
+// the queue was last drained, the producer waits for it to drain.
+int64_t queue_budget_bytes() {
+  static const int64_t budget = [] {
+    const char* env = std::getenv("FASTDIFF_QUEUE_MB");
+    const long long mb = env ? std::atoll(env) : 1024;
+    return int64_t(mb > 0 ? mb : 0) << 20;
+  }();
+  return budget;
 }
+}  // namespace
 
 struct Stream::Impl {
   struct Task {
@@ -46,6 +61,8 @@ struct Stream::Impl {
   // when it is reached, not after every kernel (a reader waiting for a whole forward
   // would otherwise be woken hundreds of times, each a context switch stealing a core).
   uint64_t wake_at = UINT64_MAX;
+  // Live host bytes when the queue last ran empty (memory back-pressure, see queue_budget_bytes).
+  int64_t live_at_drain = 0;
 
   // Waits (holding `lock`) until done_ticket >= ticket.
   void wait_for(std::unique_lock<std::mutex>& lock, uint64_t ticket) {
@@ -131,10 +148,20 @@ uint64_t Stream::enqueue(const char* op, std::function<void()> kernel) {
     return task.ticket;
   }
   uint64_t ticket;
+  const int64_t budget = queue_budget_bytes();
+  const int64_t live = budget > 0 ? HostAllocator::instance().stats().live_bytes : 0;
   {
     std::unique_lock<std::mutex> lock(s.mutex);
     // Back-pressure: every finished kernel was popped first, so one more done makes room.
     while (s.queue.size() >= size_t(kMaxPending)) s.wait_for(lock, s.done_ticket + 1);
+    if (budget > 0) {
+      if (s.done_ticket + 1 == s.next_ticket) {
+        s.live_at_drain = live;  // nothing pending: the baseline
+      } else if (live - s.live_at_drain > budget) {
+        s.wait_for(lock, s.next_ticket - 1);
+        s.live_at_drain = HostAllocator::instance().stats().live_bytes;  // what the drained work left
+      }
+    }
     ticket = s.next_ticket++;
     s.queue.push_back({op, std::move(kernel), ticket});
     s.queued.fetch_add(1, std::memory_order_release);
