@@ -32,7 +32,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const steps = a["steps"] as number;
   const progress = new Progress({ task: "sample", total: 0, unit: "step", json });
   const r = await generate(model, {
-    n: a["n"] as number, steps, solver: "heun", classes: "all", seed: a["seed"] as number, batch: 50,
+    n: a["n"] as number, steps, solver: "heun", classes: "all", seed: a["seed"] as number, batch: 250,
     onStep: (done, total, nfe) => progress.update(done, { nfe }, undefined, total),
   });
   progress.finish();
@@ -45,6 +45,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   else {
     say(`${r.samples.shape[0]} digits, Heun ${steps} steps (${r.nfe} network evaluations per image) in ${r.seconds.toFixed(1)} s (${(perImage * 1000).toFixed(0)} ms per digit) → ${a["out"]}`);
     say(`quality against the ${test.size} held-out test digits:\n${formatEvaluation(e)}`);
+    say(`(FD is biased upward at small n: the shipped teacher scores FD 4.14 and 91.3% accuracy on 2,000 samples — models/README.md)`);
   }
   reference.dispose();
   r.samples.dispose();

@@ -15,7 +15,7 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   class: { type: "string", help: "class label, or 'all' for balanced classes [all]" },
   guidance: { type: "number", help: "classifier-free guidance scale (1: off)", min: 0, default: 1 },
   seed: { type: "int", help: "seed", min: 0, default: 0 },
-  batch: { type: "int", help: "samples per batch (memory grows with it: ~40 MB per UNet sample in flight)", min: 1, default: 50 },
+  batch: { type: "int", help: "samples per batch", min: 1, default: 250 },
   out: { type: "string", help: "PNG grid", default: "samples.png" },
   nrow: { type: "int", help: "images per grid row", min: 1 },
   save: { type: "string", help: "also write the samples (+ labels) as .safetensors for 'fastdiff eval'" },
