@@ -31,7 +31,7 @@ function formatField(v: number | string): string {
 
 export class Progress {
   private readonly start = performance.now();
-  private lastLine = 0;
+  private lastLine = this.start;
   private lastFraction = 0;
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
