@@ -207,3 +207,16 @@ export function expectCode(f: () => unknown, code: string, pattern?: RegExp): vo
   }
   throw new Error(`expected ${code}`);
 }
+
+/** The CPU's best ISA, the SIMD ISAs it can run (AVX2 also on an AVX-512 CPU) and the thread count; restores
+ * ISA and threads after the calling suite, which may switch them. */
+export function engineSettings(): { best: fd.Isa; isas: ("avx2" | "avx512")[]; threads: number } {
+  const best = fd.devices().cpu.bestIsa;
+  const isas = (["avx2", "avx512"] as const).filter((isa) => isa === best || (isa === "avx2" && best === "avx512"));
+  const threads = fd.getNumThreads();
+  afterAll(() => {
+    fd.setIsa(best);
+    fd.setNumThreads(threads);
+  });
+  return { best, isas, threads };
+}

@@ -5,17 +5,11 @@
 // Plus: bit-exact determinism across thread counts and repeated runs.
 import * as fd from "../../lib";
 
-import { hostRandom as rng, hostValues as values, maxRelErr, randomTensor } from "../helpers";
+import { hostRandom as rng, hostValues as values, maxRelErr, randomTensor, engineSettings } from "../helpers";
 
 const { abs, max } = Math; // local aliases: global lookups are slow in jest's vm context
 
-const BEST = fd.devices().cpu.bestIsa;
-const ISAS = (["avx2", "avx512"] as const).filter((isa) => isa === BEST || (isa === "avx2" && BEST === "avx512"));
-const THREADS = fd.getNumThreads();
-afterAll(() => {
-  fd.setIsa(BEST);
-  fd.setNumThreads(THREADS);
-});
+const { best: BEST, isas: ISAS, threads: THREADS } = engineSettings();
 
 // Tolerances (see the measures below).
 const TOL_GEMM = 1e-5; // matmul, linear, conv2d, attention, norms, softmax, reductions, optimizers (maxRelErr)

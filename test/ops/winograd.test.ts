@@ -13,15 +13,9 @@
 // any wrong tap, border or crop (those give errors of order 1).
 import * as fd from "../../lib";
 
-import { maxRelErr, randomTensor, relL2 } from "../helpers";
+import { maxRelErr, randomTensor, relL2, engineSettings } from "../helpers";
 
-const BEST = fd.devices().cpu.bestIsa;
-const ISAS = (["avx2", "avx512"] as const).filter((isa) => isa === BEST || (isa === "avx2" && BEST === "avx512"));
-const THREADS = fd.getNumThreads();
-afterAll(() => {
-  fd.setIsa(BEST);
-  fd.setNumThreads(THREADS);
-});
+const { best: BEST, isas: ISAS, threads: THREADS } = engineSettings();
 
 const TOL = 4e-6;
 
