@@ -205,6 +205,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled));
   exports.Set("setProfiling", Napi::Function::New(env, SetProfiling));
   exports.Set("profile", Napi::Function::New(env, Profile));
+  exports.Set("flopsIssued", Napi::Function::New(env, [](Info info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), flops_issued());
+  }));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
   exports.Set("philoxBlock", Napi::Function::New(env, PhiloxBlock));
   register_ops(env, exports);

@@ -94,16 +94,28 @@ Napi::Object object_arg(const Args& a, size_t i, const char* name) {
   return a.info[i].As<Napi::Object>();
 }
 
-std::vector<std::string> string_list(const Args& a, Napi::Object obj, const char* key) {
-  std::vector<std::string> out;
+// An optional array option of one JS type: `read` converts each element after `is` accepted it.
+template <typename T, typename Is, typename Read>
+std::vector<T> list_option(const Args& a, Napi::Object obj, const char* key, const char* what, Is is, Read read) {
+  std::vector<T> out;
   if (!obj.Has(key) || obj.Get(key).IsUndefined() || obj.Get(key).IsNull()) return out;
-  FD_CHECK(obj.Get(key).IsArray(), ErrorCode::Argument, a.op, ": option '", key, "' must be an array of strings");
+  FD_CHECK(obj.Get(key).IsArray(), ErrorCode::Argument, a.op, ": option '", key, "' must be an array of ", what);
   Napi::Array arr = obj.Get(key).As<Napi::Array>();
   for (uint32_t i = 0; i < arr.Length(); ++i) {
-    FD_CHECK(arr.Get(i).IsString(), ErrorCode::Argument, a.op, ": option '", key, "' must be an array of strings");
-    out.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+    FD_CHECK(is(arr.Get(i)), ErrorCode::Argument, a.op, ": option '", key, "' must be an array of ", what);
+    out.push_back(read(arr.Get(i)));
   }
   return out;
+}
+
+std::vector<std::string> string_list(const Args& a, Napi::Object obj, const char* key) {
+  return list_option<std::string>(a, obj, key, "strings", [](const Napi::Value& v) { return v.IsString(); },
+                                  [](const Napi::Value& v) { return v.As<Napi::String>().Utf8Value(); });
+}
+
+std::vector<bool> flag_list(const Args& a, Napi::Object obj, const char* key) {
+  return list_option<bool>(a, obj, key, "booleans", [](const Napi::Value& v) { return v.IsBoolean(); },
+                           [](const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); });
 }
 
 Napi::Array named_tensors(Napi::Env env, const std::vector<std::pair<std::string, TensorPtr>>& items) {
@@ -186,7 +198,7 @@ Napi::Value NetworkInfo(const Args& a) {
 }
 
 // networkForward(net, x, t, labels: Int32Array | null, options) → { output: Tensor | null, features: [name, Tensor][] }
-// options: { training, seed, offset, features, earlyExit, cache, store, reuse }
+// options: { training, seed, offset, features, earlyExit, cache, store, reuse }; gate: Tensor [1] (Auto-FR) or null
 Napi::Value NetworkForward(const Args& a) {
   const NetworkRef& net = unwrap<nn::Network>(a, 0, "network");
   TensorPtr x = a.tensor(1, "x"), t = a.tensor(2, "t");
@@ -213,6 +225,7 @@ Napi::Value NetworkForward(const Args& a) {
     ctx.store = string_list(a, opts, "store");
     ctx.reuse = string_list(a, opts, "reuse");
   }
+  ctx.gate = a.optional_tensor(5, "gate");
   TensorPtr out = nn::run_forward(*net, x, t, labels, ctx);
   Napi::Object result = Napi::Object::New(a.env());
   result.Set("output", out ? wrap(a.env(), out) : a.env().Null());
@@ -223,8 +236,64 @@ Napi::Value NetworkForward(const Args& a) {
 
 Napi::Value CacheCreate(const Args& a) { return external(a.env(), std::make_shared<nn::FeatureCache>()); }
 Napi::Value CacheClear(const Args& a) {
-  unwrap<nn::FeatureCache>(a, 0, "cache")->clear();
+  unwrap<nn::FeatureCache>(a, 0, "cache")->reset();
   return a.env().Undefined();
+}
+
+// cacheConfigure(cache, plan | null): plan { points, keyframes, skips?, scoreMixing, slope, bias }; also resets.
+Napi::Value CacheConfigure(const Args& a) {
+  const CacheRef& cache = unwrap<nn::FeatureCache>(a, 0, "cache");
+  if (!a.present(1)) {
+    cache->plan.reset();
+  } else {
+    Napi::Object o = object_arg(a, 1, "plan");
+    nn::ReusePlan plan;
+    plan.points = string_list(a, o, "points");
+    plan.keyframes = flag_list(a, o, "keyframes");
+    plan.skips = flag_list(a, o, "skips");
+    plan.score_mixing = o.Get("scoreMixing").ToBoolean();
+    if (o.Has("slope")) plan.slope = o.Get("slope").ToNumber().DoubleValue();
+    if (o.Has("bias")) plan.bias = o.Get("bias").ToNumber().DoubleValue();
+    nn::check_plan(plan);
+    cache->plan = std::move(plan);
+  }
+  cache->reset();
+  return a.env().Undefined();
+}
+
+// cacheNext(cache) → { action: "full" | "reuse" | "skip", lambda, index }
+Napi::Value CacheNext(const Args& a) {
+  const nn::StepDecision d = unwrap<nn::FeatureCache>(a, 0, "cache")->next();
+  static const char* const names[] = {"full", "reuse", "skip"};
+  Napi::Object o = Napi::Object::New(a.env());
+  o.Set("action", names[d.action]);
+  o.Set("lambda", Napi::Number::New(a.env(), d.lambda));
+  o.Set("index", Napi::Number::New(a.env(), double(d.index)));
+  return o;
+}
+
+// cacheState(cache) → { evaluation, planned (evaluations in the plan, or null), epsKey, epsPrev (Tensor | null) }
+Napi::Value CacheState(const Args& a) {
+  const CacheRef& cache = unwrap<nn::FeatureCache>(a, 0, "cache");
+  Napi::Object o = Napi::Object::New(a.env());
+  o.Set("evaluation", Napi::Number::New(a.env(), double(cache->evaluation)));
+  o.Set("planned", cache->plan ? Napi::Number::New(a.env(), double(cache->plan->keyframes.size())) : a.env().Null());
+  o.Set("epsKey", cache->eps_key ? wrap(a.env(), cache->eps_key) : a.env().Null());
+  o.Set("epsPrev", cache->eps_prev ? wrap(a.env(), cache->eps_prev) : a.env().Null());
+  return o;
+}
+
+// cacheSetEps(cache, eps, keyframe): ε of the evaluation just run (also ε_key when it was a keyframe).
+Napi::Value CacheSetEps(const Args& a) {
+  const CacheRef& cache = unwrap<nn::FeatureCache>(a, 0, "cache");
+  cache->eps_prev = a.tensor(1, "eps");
+  if (a.boolean(2, "keyframe")) cache->eps_key = cache->eps_prev;
+  return a.env().Undefined();
+}
+
+Napi::Value NetworkDeepPoints(const Args& a) {
+  const NetworkRef& net = unwrap<nn::Network>(a, 0, "network");
+  return string_array(a.env(), net->deep_points(int64_t(a.number(1, "branch"))));
 }
 Napi::Value CacheEntries(const Args& a) {
   const CacheRef& cache = unwrap<nn::FeatureCache>(a, 0, "cache");
@@ -250,6 +319,9 @@ void register_networks(Napi::Env env, Napi::Object exports) {
       {"networkParameters", entry<NetworkParameters>}, {"networkInfo", entry<NetworkInfo>},
       {"networkForward", entry<NetworkForward>}, {"cacheCreate", entry<CacheCreate>},
       {"cacheClear", entry<CacheClear>}, {"cacheEntries", entry<CacheEntries>},
+      {"cacheConfigure", entry<CacheConfigure>}, {"cacheNext", entry<CacheNext>},
+      {"cacheState", entry<CacheState>}, {"cacheSetEps", entry<CacheSetEps>},
+      {"networkDeepPoints", entry<NetworkDeepPoints>},
   };
   for (const Entry& e : entries) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name, const_cast<char*>(e.name)));
 }

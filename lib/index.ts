@@ -6,7 +6,7 @@ export { noGrad, isGradEnabled } from "./autograd";
 export { scope, keep, memory, emptyCache, synchronize } from "./memory";
 export { Generator, manualSeed, type Seed, type RandomOptions } from "./random";
 export { Adam, AdamW, SGD, EMA, type AdamOptions, type SGDOptions, type EMAOptions, type StepStats } from "./optim";
-export { devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, type Devices, type Isa } from "./device";
+export { devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, type Devices, type Isa } from "./device";
 export type { MemoryInfo, CpuInfo, CudaInfo, OpTiming } from "./native";
 export {
   parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensors, writeSafetensorsSync,

@@ -54,6 +54,16 @@ export interface CudaInfo {
 
 export type Isa = "scalar" | "avx2" | "avx512";
 
+/** A keyframe plan as the native feature cache takes it (binding/cpp/nn/feature_cache.h). */
+export interface NativeReusePlan {
+  points: string[];
+  keyframes: boolean[];
+  skips?: boolean[];
+  scoreMixing: boolean;
+  slope: number;
+  bias: number;
+}
+
 /** Kernel time of one op on the stream, summed over its calls (see `profile`). */
 export interface OpTiming {
   op: string;
@@ -135,10 +145,17 @@ export interface Binding {
       training: boolean; seed: number; offset: number; features: string[]; earlyExit: boolean;
       cache?: object; store: string[]; reuse: string[];
     },
+    gate?: T | null,
   ): { output: T | null; features: [string, T][]; dropoutOffset: number };
   cacheCreate(): object;
   cacheClear(cache: object): void;
   cacheEntries(cache: object): [string, T][];
+  cacheConfigure(cache: object, plan: NativeReusePlan | null): void;
+  cacheNext(cache: object): { action: "full" | "reuse" | "skip"; lambda: number; index: number };
+  cacheState(cache: object): { evaluation: number; planned: number | null; epsKey: T | null; epsPrev: T | null };
+  cacheSetEps(cache: object, eps: T, keyframe: boolean): void;
+  networkDeepPoints(net: object, branch: number): string[];
+  flopsIssued(): number;
 }
 
 /** The package root (dist/ sits one level below it; so does lib/ under ts-jest/swc). */

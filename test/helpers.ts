@@ -220,3 +220,13 @@ export function engineSettings(): { best: fd.Isa; isas: ("avx2" | "avx512")[]; t
   });
   return { best, isas, threads };
 }
+
+/** The FastdiffError code a promise rejects with (undefined when it resolves). */
+export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as fd.FastdiffError).code;
+  }
+  return undefined;
+}

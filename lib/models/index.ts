@@ -4,6 +4,7 @@ export {
   Network, FeatureCache, registerNetwork, type NetworkConfig, type NetworkClass, type ForwardOptions, type FeatureOptions,
   type ParameterInfo, type PointSelection,
 } from "./network";
+export { PAPER_SCORE_MIXING, type ReusePlan, type ScoreMixing, type CacheStep } from "./feature-cache";
 export { NetworkDenoiser, type NetworkDenoiserOptions, type NetworkDenoiseOptions, type ReuseOptions } from "./network-denoiser";
 export {
   parameterization, fromSchedulerConfig, toSchedulerConfig, Coefficients, type Parameterization, type ParameterizationInput,

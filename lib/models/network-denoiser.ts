@@ -22,11 +22,19 @@ export interface NetworkDenoiserOptions {
   sampleShape?: readonly number[];
 }
 
-/** Feature reuse for one denoiser call (FRDiff / DeepCache; see Network.forward). */
+/**
+ * Feature reuse for one denoiser call (FRDiff / DeepCache, METHODS.md §6). With a planned cache (and no
+ * store/reuse/gate), the call is the cache's next evaluation: a keyframe runs the full network and stores the
+ * plan's points, a reuse step serves them from the cache (score mixing: ε = λ·ε_FR + (1 − λ)·ε_key), a skip runs
+ * no network (ε of the previous evaluation: one DDIM jump across it). ε = (x̂ − D)/σ after guidance, which is the
+ * same as mixing both guidance branches' raw outputs (guidance and the mix are both affine in ε). Otherwise
+ * store/reuse/gate go to Network.forward as given.
+ */
 export interface ReuseOptions {
   cache: FeatureCache;
   store?: PointSelection;
   reuse?: PointSelection;
+  gate?: Tensor;
 }
 
 export interface NetworkDenoiseOptions extends DenoiseOptions {
@@ -70,6 +78,8 @@ export class NetworkDenoiser extends Denoiser {
     const op = "denoise";
     const batch = x.shape[0] ?? 0;
     const sigmas = sigmaList(op, sigma, batch);
+    const reuse = options.featureReuse;
+    if (reuse?.cache.plan && !reuse.store && !reuse.reuse && !reuse.gate) return this.denoisePlanned(x, sigmas, options, reuse.cache);
     const guided = options.guidance !== undefined && options.guidance !== 1;
     let labels = options.classLabels ?? null;
     if (guided) {
@@ -84,9 +94,8 @@ export class NetworkDenoiser extends Denoiser {
       const perSample = (values: number[]) => ops.tensor(Float32Array.from(values), [values.length, ...x.shape.slice(1).map(() => 1)]);
       const cIn = perSample(c.map((k) => k.cIn));
       const timesteps = ops.tensor(Float32Array.from(c.map((k) => k.cNoise)), [all.length]);
-      const reuse = options.featureReuse;
       let raw = this.network.forward(ops.mul(input, cIn), timesteps, {
-        classLabels: labels, cache: reuse?.cache, store: reuse?.store, reuse: reuse?.reuse,
+        classLabels: labels, cache: reuse?.cache, store: reuse?.store, reuse: reuse?.reuse, gate: reuse?.gate,
       });
       // Learned-variance networks (iDDPM, DiT with learn_sigma) output 2C channels: the first C are the prediction.
       const channels = x.shape[1]!;
@@ -96,6 +105,27 @@ export class NetworkDenoiser extends Denoiser {
       // CFG (Ho & Salimans 2022): D = D_u + w·(D_c − D_u).
       const [cond, uncond] = ops.split(denoised, [batch, batch], 0) as [Tensor, Tensor];
       return ops.add(uncond, ops.mul(ops.sub(cond, uncond), options.guidance!));
+    });
+  }
+
+  /** One evaluation of a planned cache (see ReuseOptions). */
+  private denoisePlanned(x: Tensor, sigmas: number[], options: NetworkDenoiseOptions, cache: FeatureCache): Tensor {
+    const plan = cache.plan!;
+    const step = cache.next();
+    return scope(() => {
+      const sigma = ops.tensor(Float32Array.from(sigmas), [sigmas.length, ...x.shape.slice(1).map(() => 1)]);
+      const eps = cache.eps();
+      if (step.action === "skip") return ops.sub(x, ops.mul(sigma, eps.prev!)); // D = x̂ − σ·ε_prev
+      const keyframe = step.action === "full";
+      const pass = keyframe ? { cache, store: plan.points } : { cache, reuse: plan.points };
+      let denoised = this.denoise(x, sigmas, { ...options, featureReuse: pass });
+      let epsNow = ops.div(ops.sub(x, denoised), sigma);
+      if (step.action === "reuse" && step.lambda < 1) {
+        epsNow = ops.add(ops.mul(epsNow, step.lambda), ops.mul(eps.key!, 1 - step.lambda));
+        denoised = ops.sub(x, ops.mul(sigma, epsNow));
+      }
+      cache.recordEps(epsNow, keyframe);
+      return denoised;
     });
   }
 

@@ -7,29 +7,11 @@ import { native, type NativeTensor } from "../native";
 import { Generator } from "../random";
 import { Tensor } from "../tensor";
 import * as ops from "../ops";
+import { FeatureCache } from "./feature-cache";
 import { saveNetwork, type SaveOptions } from "./format";
 
 /** A network config: diffusers' config.json keys (snake_case), normalized with every default filled in. */
 export type NetworkConfig = Record<string, unknown>;
-
-/** Values of named points kept between forwards (FRDiff keyframes, DeepCache cache steps). */
-export class FeatureCache {
-  /** @internal */
-  readonly handle: object = native.cacheCreate();
-  /** Forgets every stored value (start of a new trajectory). */
-  reset(): void {
-    native.cacheClear(this.handle);
-  }
-  /** The stored values by point name (new handles the caller owns). */
-  entries(): Map<string, Tensor> {
-    return new Map(native.cacheEntries(this.handle).map(([n, t]) => [n, new Tensor(t)]));
-  }
-  get size(): number {
-    const list = native.cacheEntries(this.handle);
-    for (const [, t] of list) t.dispose();
-    return list.length;
-  }
-}
 
 /** Which points a forward stores or reuses: names or globs ('*' matches anything, dots included), or
  * `true` for the network's FRDiff points (`reusePoints()`). */
@@ -42,6 +24,10 @@ export interface ForwardOptions {
   cache?: FeatureCache;
   store?: PointSelection;
   reuse?: PointSelection;
+  /** Auto-FR's gate α (a one-element tensor, usually 0 or 1 with a straight-through gradient): every `reuse`
+   * point is computed and blended with its cached value, A = A_prev + α·(A_fresh − A_prev), and the blend is
+   * stored (differentiable in α and in the inputs; METHODS.md §6). */
+  gate?: Tensor;
   /** Dropout randomness in train mode (default: the network's own generator). */
   generator?: Generator;
 }
@@ -142,6 +128,12 @@ export abstract class Network {
     return this.info.reusePoints.slice();
   }
 
+  /** DeepCache's points: reusing them skips the deep part of the network and keeps `branch` + 1 shallow levels
+   * fresh (UNet: the up block below the shallowest ones; DiT: the residuals of the middle blocks). */
+  deepPoints(branch = 0): string[] {
+    return native.networkDeepPoints(this.handle, branch);
+  }
+
   /** (name, tensor) for every parameter, in module order. The tensors are the network's own. */
   namedParameters(): [string, Tensor][] {
     return this.named.map(([n, t]) => [n, t]);
@@ -217,6 +209,7 @@ export abstract class Network {
     const generator = options.generator ?? this.generator;
     const select = (s: PointSelection | undefined) => (s === true ? this.info.reusePoints : s ? [...s] : []);
     if ((options.store || options.reuse) && !options.cache) throw argumentError(op, "store/reuse need a cache");
+    if (options.gate && !(options.gate instanceof Tensor)) throw argumentError(op, "gate must be a Tensor");
     try {
       const r = native.networkForward(this.handle, x.handle, t.handle, labels, {
         training: this.training,
@@ -227,7 +220,7 @@ export abstract class Network {
         cache: options.cache?.handle,
         store: select(options.store),
         reuse: select(options.reuse),
-      });
+      }, options.gate?.handle ?? null);
       if (this.training) generator.offset = BigInt(r.dropoutOffset);
       return {
         output: r.output ? new Tensor(r.output) : null,
@@ -271,3 +264,4 @@ function timestepTensor(op: string, timestep: Timestep, batch: number): Tensor {
 }
 
 export type { NativeTensor };
+export { FeatureCache };

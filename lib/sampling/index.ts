@@ -3,3 +3,6 @@ export * from "./schedules";
 export * from "./parameterization";
 export * from "./solvers";
 export * from "./sample";
+export * from "./feature-reuse";
+export * from "./cache-profile";
+export * from "./auto-fr";

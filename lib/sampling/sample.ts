@@ -6,12 +6,18 @@
 // checks the abort signal. So the event loop is free while the network runs, JS overhead overlaps compute, and
 // memory stays bounded (two steps' tensors at most).
 import type { DenoiseOptions, Denoiser } from "../models/denoiser";
+import { FeatureCache } from "../models/feature-cache";
+import { NetworkDenoiser, type NetworkDenoiseOptions } from "../models/network-denoiser";
+import { flopsIssued } from "../device";
+import { checkProfile, isCacheProfile, profilePlan, type CacheProfile } from "./cache-profile";
+import { reusePlan, solverEvaluations, type FeatureReuseOptions } from "./feature-reuse";
 import { noGrad } from "../autograd";
 import { argumentError, FastdiffError } from "../errors";
 import { scope } from "../memory";
 import * as ops from "../ops";
 import { Generator, type Seed } from "../random";
 import type { Tensor } from "../tensor";
+import type { ReusePlan } from "../models/feature-cache";
 import { karrasSigmas, type Schedule } from "./schedules";
 import { createSolver, validateSolverOptions, type DenoiseFn, type SolverName, type SolverOptions } from "./solvers";
 
@@ -69,6 +75,13 @@ export interface SampleOptions extends Omit<SolverOptions, "steps" | "generator"
   classLabels?: ArrayLike<number> | null;
   /** Classifier-free guidance scale, passed to the denoiser. */
   guidance?: number;
+  /**
+   * Feature reuse (FRDiff / DeepCache, METHODS.md §6) for a NetworkDenoiser: keyframe evaluations run the full
+   * network, the others reuse cached block outputs (`{ interval: 2 }`, `{ keyframes: [...] }`, `scoreMixing`,
+   * `mode: "deepcache"`), or a cache profile from `tuneFeatureReuse` / `loadCacheProfile` (refused for another
+   * model, solver, step count or schedule). Plans count network evaluations: N, or 2N − 1 for Heun.
+   */
+  featureReuse?: FeatureReuseOptions | CacheProfile;
   /** Called once per completed step, in order. */
   onProgress?: (progress: SampleProgress) => void;
   /** Checked between steps: aborting rejects with FastdiffError code "ERR_ABORTED". */
@@ -78,9 +91,14 @@ export interface SampleOptions extends Omit<SolverOptions, "steps" | "generator"
 export interface SampleResult {
   /** The final x̂ [B, ...sampleShape] (x0 when the last σ is 0). Owned by the caller. */
   samples: Tensor;
-  /** Total network evaluations (calls of denoiser.denoise): N for euler / ddim / dpmpp2m / euler-ancestral,
-   * 2N − 1 for heun on a schedule ending in 0 (2N otherwise). */
+  /** Network evaluations that ran: N for euler / ddim / dpmpp2m / euler-ancestral, 2N − 1 for heun on a schedule
+   * ending in 0 (2N otherwise); with feature reuse, the keyframes and reuse steps (skipped evaluations ran none). */
   nfe: number;
+  /** FLOPs of the GEMM-class ops the run issued (conv, linear, matmul, attention; see `flopsIssued`; work that
+   * other code issues in this process while the run awaits is counted too). */
+  flops: number;
+  /** With feature reuse: how many evaluations were keyframes, reused features, or skipped the network. */
+  featureReuse?: { keyframes: number; reused: number; skipped: number };
   steps: number;
   /** The σ grid that was used (N + 1 values). */
   sigmas: number[];
@@ -116,10 +134,13 @@ export async function sampleWithStats(denoiser: Denoiser, options: SampleOptions
   const signal = options.signal;
   throwIfAborted(signal, 0, steps);
 
+  const flops0 = flopsIssued();
   let nfe = 0;
-  const denoiseOptions: DenoiseOptions = {};
+  const denoiseOptions: NetworkDenoiseOptions = {};
   if (options.classLabels != null) denoiseOptions.classLabels = options.classLabels;
   if (options.guidance !== undefined) denoiseOptions.guidance = options.guidance;
+  const cache = plan.reuse ? new FeatureCache(plan.reuse) : null;
+  if (cache) denoiseOptions.featureReuse = { cache };
   const D: DenoiseFn = (x, sigma) => {
     nfe += 1;
     const out = denoiser.denoise(x, sigma, denoiseOptions);
@@ -180,10 +201,18 @@ export async function sampleWithStats(denoiser: Denoiser, options: SampleOptions
     if (pending) await pending.ready.catch(() => undefined);
     x.dispose();
     solver.dispose();
+    cache?.reset();
     throw e;
   }
   solver.dispose();
-  return { samples: x, nfe, steps, sigmas, elapsedMs: performance.now() - t0 };
+  const result: SampleResult = { samples: x, nfe, flops: flopsIssued() - flops0, steps, sigmas, elapsedMs: performance.now() - t0 };
+  if (cache) {
+    const counts = cache.counts;
+    result.featureReuse = { keyframes: counts.full, reused: counts.reuse, skipped: counts.skip };
+    result.nfe = counts.full + counts.reuse;
+    cache.reset(); // frees the cached features now rather than at GC
+  }
+  return result;
 }
 
 /** Resolves once the stream has computed `x` (rejects with a deferred kernel error): reads one element off-thread. */
@@ -211,11 +240,12 @@ interface Plan {
   sigmas: number[];
   batch: number;
   generator: Generator | undefined;
+  reuse: ReusePlan | null;
 }
 
 const KNOWN = new Set([
   "n", "noise", "steps", "solver", "schedule", "karras", "seed", "generator", "classLabels", "guidance", "eta",
-  "clipDenoised", "sChurn", "sMin", "sMax", "sNoise", "onProgress", "signal",
+  "clipDenoised", "sChurn", "sMin", "sMax", "sNoise", "featureReuse", "onProgress", "signal",
 ]);
 
 function validate(denoiser: Denoiser, options: SampleOptions): Plan {
@@ -288,10 +318,28 @@ function validate(denoiser: Denoiser, options: SampleOptions): Plan {
   if (sig !== undefined && (sig === null || typeof sig !== "object" || typeof sig.aborted !== "boolean")) {
     throw argumentError(fn, "signal must be an AbortSignal");
   }
-  return { solver, sigmas, batch, generator };
+  return { solver, sigmas, batch, generator, reuse: featureReusePlan(denoiser, options, solver, sigmas) };
 }
 
-function resolveSchedule(denoiser: Denoiser, options: SampleOptions): number[] {
+function featureReusePlan(denoiser: Denoiser, options: SampleOptions, solver: SolverName, sigmas: number[]): ReusePlan | null {
+  const fn = "sample";
+  const reuse = options.featureReuse;
+  if (reuse === undefined) return null;
+  if (!(denoiser instanceof NetworkDenoiser)) throw argumentError(fn, "featureReuse needs a NetworkDenoiser (a UNet or DiT with cacheable blocks)");
+  const evaluations = solverEvaluations(solver, sigmas);
+  if (isCacheProfile(reuse)) {
+    const schedule = options.schedule;
+    checkProfile(fn, reuse, {
+      network: denoiser.network, solver, steps: sigmas.length - 1, evaluations,
+      schedule: schedule === undefined ? "default" : typeof schedule === "string" ? schedule : "custom",
+    });
+    return profilePlan(reuse);
+  }
+  return reusePlan(fn, denoiser.network, reuse, evaluations);
+}
+
+/** @internal The σ grid of a run (see ScheduleSpec), validated. */
+export function resolveSchedule(denoiser: Denoiser, options: SampleOptions): number[] {
   const fn = "sample";
   const spec = options.schedule ?? "default";
   const needSteps = (what: string): number => {

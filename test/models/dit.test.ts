@@ -88,6 +88,7 @@ describe("golden dit_s16_p2", () => {
         checked.push(key);
       };
       for (const [name, value] of features) {
+        if (name.endsWith(".residual")) continue; // fastdiff's DeepCache point (output − input): no diffusers tensor
         if (name.endsWith(".norm1.linear")) {
           // [B, 6D] = shift_msa, scale_msa, gate_msa (.norm1.1), shift_mlp (.2), scale_mlp (.3), gate_mlp (.4)
           const m = value.dataSync();

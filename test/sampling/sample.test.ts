@@ -2,7 +2,7 @@
 // NFE / progress, abort, event-loop freedom, seeds, constant memory and option validation.
 import * as path from "node:path";
 import * as fd from "../../lib";
-import { goldenTensors, goldenValues, maxAbsDiff } from "../helpers";
+import { codeOf, goldenTensors, goldenValues, maxAbsDiff } from "../helpers";
 const load = (name: string) => goldenTensors(path.join("schedulers", name, "trajectory.safetensors"));
 import { ddimSchedule, eulerDiscreteSchedule, karrasSigmas, type Schedule } from "../../lib/sampling/schedules";
 import { sample, sampleWithStats, type SampleOptions, type SampleProgress } from "../../lib/sampling/sample";
@@ -10,14 +10,6 @@ import type { SolverName } from "../../lib/sampling/solvers";
 import type { DenoiseOptions, SigmaInput } from "../../lib/models/denoiser";
 import { GaussianDenoiser, VpEpsDenoiser } from "./denoisers";
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as fd.FastdiffError).code;
-  }
-  return undefined;
-}
 
 const MU = [0.5, -1];
 const S = 0.7;

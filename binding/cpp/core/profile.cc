@@ -16,7 +16,16 @@ std::unordered_map<std::string, OpTiming>& table() {
   return *t;
 }
 
+std::atomic<double> flop_counter{0.0};
+
 }  // namespace
+
+void count_flops(double flops) {
+  double seen = flop_counter.load(std::memory_order_relaxed);
+  while (!flop_counter.compare_exchange_weak(seen, seen + flops, std::memory_order_relaxed)) {
+  }
+}
+double flops_issued() { return flop_counter.load(std::memory_order_relaxed); }
 
 bool profiling_enabled() { return enabled.load(std::memory_order_relaxed); }
 void set_profiling(bool on) { enabled.store(on); }

@@ -146,7 +146,7 @@ class DiT final : public Network {
     points_.push_back("pos_embed");
     for (int64_t i = 0; i < layers_; ++i) {
       const std::string b = block(i);
-      for (const char* leaf : {".norm1.emb", ".norm1.linear", ".norm1.0", ".attn1", ".norm3", ".ff", ""})
+      for (const char* leaf : {".norm1.emb", ".norm1.linear", ".norm1.0", ".attn1", ".norm3", ".ff", "", ".residual"})
         points_.push_back(b + leaf);
       reuse_points_.push_back(b + ".attn1");
     }
@@ -158,6 +158,16 @@ class DiT final : public Network {
   int64_t null_class() const override { return table_rows() > num_classes_ ? num_classes_ : -1; }
   std::vector<std::string> points() const override { return points_; }
   std::vector<std::string> reuse_points() const override { return reuse_points_; }
+  // DeepCache on a DiT: the residual (output − input) of every block but the first and last `branch` + 1,
+  // so a retrieve step runs only the shallow blocks at both ends (the Δ-caching of Δ-DiT / FORA).
+  std::vector<std::string> deep_points(int64_t branch) const override {
+    const int64_t keep = branch + 1;
+    FD_CHECK(branch >= 0 && layers_ - 2 * keep >= 1, ErrorCode::Argument, "DiTTransformer2DModel: DeepCache branch ",
+             branch, " leaves no deep block among ", layers_, " (keeps ", keep, " at each end)");
+    std::vector<std::string> out;
+    for (int64_t i = keep; i < layers_ - keep; ++i) out.push_back(block(i) + ".residual");
+    return out;
+  }
 
   std::vector<ParamSpec> specs() const override {
     std::vector<ParamSpec> out;
@@ -233,7 +243,7 @@ class DiT final : public Network {
     for (int64_t i = 0; i < layers_; ++i) {
       const std::string name = block(i);
       Weights bw = root.sub("transformer_blocks").sub(i);
-      hs = ctx.point(name, [&] {
+      const auto run_block = [&] {
         TensorPtr emb = ctx.point(name + ".norm1.emb", [&] { return embed(i); });
         if (i == 0) cond0 = emb;
         TensorPtr mod = ctx.point(name + ".norm1.linear", [&] { return linear(bw.sub("norm1").sub("linear"), silu(emb)); });
@@ -252,7 +262,22 @@ class DiT final : public Network {
           return linear(net.sub("2"), ctx.dropout(a, dropout_));
         });
         return gated_residual(mid, m[5], ff);
-      });
+      };
+      // ".residual" = output − input. Reused, the block is skipped: input + cached residual. Gated (Auto-FR),
+      // the blended residual feeds on. Otherwise the block runs as usual and the residual is only computed
+      // beside it when someone observes it (so storing it never changes the output's bits).
+      const std::string residual = name + ".residual";
+      const TensorPtr in = hs;
+      if (ctx.will_reuse(residual)) {
+        hs = ctx.point(name, [&] {
+          return ops::add(in, ctx.point(residual, [&]() -> TensorPtr { fail(ErrorCode::Internal, residual, " is reused"); }));
+        });
+      } else if (ctx.gated(residual)) {
+        hs = ctx.point(name, [&] { return ops::add(in, ctx.point(residual, [&] { return ops::sub(run_block(), in); })); });
+      } else {
+        hs = ctx.point(name, run_block);
+        if (ctx.observes(residual)) ctx.point(residual, [&] { return ops::sub(hs, in); });
+      }
     }
     if (!cond0) cond0 = embed(0);  // block 0 was reused whole: diffusers' second call of its embedder
 

@@ -56,6 +56,9 @@ class MLP final : public Network {
   int64_t num_classes() const override { return num_classes_; }
   std::vector<std::string> points() const override { return points_; }
   std::vector<std::string> reuse_points() const override { return {}; }
+  std::vector<std::string> deep_points(int64_t) const override {
+    fail(ErrorCode::Argument, "MLP: no deep branch to cache (DeepCache needs a UNet or a DiT)");
+  }
 
   std::vector<ParamSpec> specs() const override {
     std::vector<ParamSpec> out;

@@ -84,11 +84,23 @@ static bool any_match(const std::vector<std::string>& patterns, const std::strin
   return false;
 }
 
-bool ForwardContext::will_reuse(const std::string& name) const { return cache && any_match(reuse, name); }
+bool ForwardContext::will_reuse(const std::string& name) const { return cache && !gate && any_match(reuse, name); }
+bool ForwardContext::gated(const std::string& name) const { return cache && gate && any_match(reuse, name); }
+
+bool ForwardContext::observes(const std::string& name) const {
+  for (const auto& f : features)
+    if (f == name) return true;
+  return cache && (any_match(store, name) || any_match(reuse, name));
+}
 
 TensorPtr ForwardContext::point(const std::string& name, const std::function<TensorPtr()>& compute) {
   TensorPtr value;
-  if (will_reuse(name)) {
+  if (gated(name)) {
+    value = compute();
+    auto it = cache->slots.find(name);
+    if (it != cache->slots.end()) value = ops::add(it->second, ops::mul(gate, ops::sub(value, it->second)));
+    cache->slots[name] = value;
+  } else if (will_reuse(name)) {
     auto it = cache->slots.find(name);
     FD_CHECK(it != cache->slots.end(), ErrorCode::Argument, "forward: reuse of '", name,
              "' asked, but the feature cache has no value for it (run a forward that stores it first)");
@@ -115,6 +127,11 @@ TensorPtr ForwardContext::dropout(const TensorPtr& x, float p) {
 
 TensorPtr run_forward(const Network& net, const TensorPtr& x, const TensorPtr& t, const std::vector<int32_t>& labels,
                       ForwardContext& ctx) {
+  if (ctx.gate) {
+    FD_CHECK(ctx.cache && !ctx.reuse.empty(), ErrorCode::Argument, net.kind(), ": a gate needs a cache and points to reuse");
+    FD_CHECK(ctx.gate->numel() == 1, ErrorCode::Shape, net.kind(), ": the gate must have one element, got ",
+             shape_str(ctx.gate->shape));
+  }
   if (ctx.cache && !ctx.reuse.empty() && !ctx.cache->slots.empty()) {
     FD_CHECK(ctx.cache->input_shape == x->shape, ErrorCode::Shape, net.kind(), ": feature cache was filled for input ",
              shape_str(ctx.cache->input_shape), ", reused with input ", shape_str(x->shape));
@@ -131,7 +148,7 @@ TensorPtr run_forward(const Network& net, const TensorPtr& x, const TensorPtr& t
   } catch (const EarlyExit&) {
     out = nullptr;
   }
-  if (ctx.cache && !ctx.store.empty()) ctx.cache->input_shape = x->shape;
+  if (ctx.cache && (!ctx.store.empty() || ctx.gate)) ctx.cache->input_shape = x->shape;
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/feature_cache.h"
 
 namespace fd::nn {
 
@@ -90,19 +91,6 @@ class Weights {
   std::string prefix_;
 };
 
-// ---- feature cache ----
-// Values of named points kept across forwards (FRDiff keyframes, DeepCache cache steps).
-// Entries keep their autograd history when stored with gradients on, so a chain of
-// forwards that reuse them can be differentiated (Auto-FR).
-struct FeatureCache {
-  std::unordered_map<std::string, TensorPtr> slots;
-  Shape input_shape;  // the input of the forward that filled it: reuse must match
-  void clear() {
-    slots.clear();
-    input_shape.clear();
-  }
-};
-
 // Glob over point names: '*' matches any run of characters (dots included).
 bool glob_match(const std::string& pattern, const std::string& name);
 
@@ -118,6 +106,9 @@ struct ForwardContext {
   // Cache traffic, by glob patterns over point names.
   FeatureCache* cache = nullptr;
   std::vector<std::string> store, reuse;
+  // Auto-FR's differentiable gate (METHODS.md §6): with a gate α (a [1] tensor), every point matching `reuse`
+  // is computed and blended with its cached value, A = A_prev + α·(A_fresh − A_prev), and the blend is stored.
+  TensorPtr gate;
 
   std::vector<std::pair<std::string, TensorPtr>> captured;
 
@@ -127,7 +118,12 @@ struct ForwardContext {
   TensorPtr point(const std::string& name, const std::function<TensorPtr()>& compute);
   // True when `name` will be served from the cache (lets a network skip whole branches
   // whose only consumer is that point — DeepCache).
+  // Under a gate nothing is served purely from the cache: every point is computed.
   bool will_reuse(const std::string& name) const;
+  // True when `name` is blended under the gate (Auto-FR).
+  bool gated(const std::string& name) const;
+  // True when a forward stores, reuses or hands out `name` (computing a point only someone looks at).
+  bool observes(const std::string& name) const;
   // Seeded dropout (identity in eval mode or for p = 0).
   TensorPtr dropout(const TensorPtr& x, float p);
 };
@@ -146,6 +142,10 @@ class Network {
   // The points FRDiff caches by default (METHODS.md §6: UNet ResNet conv1 outputs and attention
   // residual branches; DiT attention branches).
   virtual std::vector<std::string> reuse_points() const = 0;
+  // DeepCache (METHODS.md §6): the points whose reuse skips the deep part of the network, keeping `branch` + 1
+  // shallow levels fresh (UNet: the up block below the shallowest `branch` + 1; DiT: the residuals of all
+  // blocks but the first and last `branch` + 1). ERR_ARGUMENT when the network has no such branch.
+  virtual std::vector<std::string> deep_points(int64_t branch) const = 0;
   // Number of class labels the network embeds (0: unconditional).
   virtual int64_t num_classes() const { return 0; }
   // The label of the unconditional branch for classifier-free guidance (-1: none). It is a

@@ -275,6 +275,14 @@ class UNet2D final : public Network {
 
   std::vector<std::string> points() const override { return points_; }
   std::vector<std::string> reuse_points() const override { return reuse_points_; }
+  // DeepCache: serve the up block that feeds the shallowest `branch` + 1 up blocks from the cache (forward()
+  // then skips it, everything deeper, and the down path below the skips those shallow blocks read).
+  std::vector<std::string> deep_points(int64_t branch) const override {
+    const int64_t n = int64_t(o_.up.size());
+    FD_CHECK(branch >= 0 && branch <= n - 2, ErrorCode::Argument, kKind, ": DeepCache branch ", branch,
+             " needs a branch in [0, ", n - 2, "] (", n, " up blocks)");
+    return {o_.up[size_t(n - 2 - branch)].name};
+  }
 
   TensorPtr forward(const TensorPtr& x, const TensorPtr& t, const std::vector<int32_t>& labels,
                     ForwardContext& ctx) const override;
@@ -477,7 +485,7 @@ TensorPtr UNet2D::forward(const TensorPtr& input, const TensorPtr& t, const std:
     TensorPtr normed = ctx.point("conv_norm_out", [&]() -> TensorPtr { fail(ErrorCode::Internal, kKind, ": reused"); });
     h = ctx.point("conv_act", [&] { return silu(normed); });
   } else {
-    if (observes(ctx, "conv_norm_out")) ctx.point("conv_norm_out", [&] { return group_norm(norm_out, h, o_.groups, o_.eps); });
+    if (ctx.observes("conv_norm_out")) ctx.point("conv_norm_out", [&] { return group_norm(norm_out, h, o_.groups, o_.eps); });
     h = ctx.point("conv_act", [&] { return group_norm(norm_out, h, o_.groups, o_.eps, /*silu=*/true); });
   }
   h = ctx.point("conv_out", [&] { return conv2d(w.sub("conv_out"), h, 1, 1); });

@@ -76,7 +76,5 @@ struct Units {
   TensorPtr sampler(const Block& b, const TensorPtr& x, const TensorPtr& temb, ForwardContext& ctx, bool up) const;
 };
 
-// True when the forward hands out, stores or reuses `name` (lets a fused path run otherwise).
-bool observes(const ForwardContext& ctx, const std::string& name);
 
 }  // namespace fd::nn::unet

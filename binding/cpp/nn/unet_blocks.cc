@@ -73,15 +73,4 @@ TensorPtr Units::sampler(const Block& b, const TensorPtr& x, const TensorPtr& te
   });
 }
 
-bool observes(const ForwardContext& ctx, const std::string& name) {
-  for (const auto& f : ctx.features)
-    if (f == name) return true;
-  if (!ctx.cache) return false;
-  for (const auto& p : ctx.store)
-    if (glob_match(p, name)) return true;
-  for (const auto& p : ctx.reuse)
-    if (glob_match(p, name)) return true;
-  return false;
-}
-
 }  // namespace fd::nn::unet

@@ -1,6 +1,7 @@
 // Scaled dot-product attention on [B, H, N, D]: blocked with an online softmax
 // (kernels/attention.h), so N×N scores are never stored.
 //   saved: q, k, v, o and the per-query log-sum-exp
+#include "core/profile.h"
 #include "core/stream.h"
 #include "kernels/attention.h"
 #include "ops.h"
@@ -41,6 +42,7 @@ TensorPtr attention(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, 
   FD_CHECK(s.Nk > 0 || s.Nq == 0, ErrorCode::Shape, "attention: no keys (k ", shape_str(k->shape), ")");
   TensorPtr o = empty({s.B, s.H, s.Nq, s.Dv}, q->device());
   TensorPtr lse = empty({s.B, s.H, s.Nq}, q->device());
+  count_flops(2.0 * double(s.B * s.H * s.Nq) * double(s.Nk) * double(s.D + s.Dv));  // QKᵀ and PV
   launch("attention", [=] { kernels::attention_forward(s, q->data(), k->data(), v->data(), o->data(), lse->data()); });
   if (any_requires_grad({&q, &k, &v})) {
     auto node = std::make_shared<AttentionBackward>();

@@ -1,6 +1,7 @@
 // conv2d: NCHW input, weight [OC, C/groups, KH, KW]; forward and both gradients
 // are implicit GEMMs in kernels/gemm.h.
 //   saved: x, w (for grad_w and grad_x respectively)
+#include "core/profile.h"
 #include "core/stream.h"
 #include "kernels/gemm.h"
 #include "ops.h"
@@ -61,6 +62,7 @@ TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, 
              " does not match ", s.OC, " output channels");
   }
   TensorPtr y = empty({s.N, s.OC, s.OH(), s.OW()}, x->device());
+  count_flops(2.0 * double(s.N * s.OC * s.OH() * s.OW()) * double(s.C / groups * s.KH * s.KW));
   launch("conv2d", [=] { kernels::conv2d_forward(s, x->data(), w->data(), bias ? bias->data() : nullptr, y->data()); });
   if (any_requires_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();

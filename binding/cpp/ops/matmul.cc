@@ -2,6 +2,7 @@
 // Transposed operands in the backward pass are strided views, never copies.
 #include <algorithm>
 
+#include "core/profile.h"
 #include "core/stream.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
@@ -120,6 +121,7 @@ TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
   auto plan = std::make_shared<BatchedGemm>(BatchedGemm{M, N, K, false, false, M, K, K, N,
                                                          batch_offsets(ab, batch, M * K), batch_offsets(bb, batch, K * N)});
   if (plan->a_off.empty()) plan->a_off = {0}, plan->b_off = {0};
+  count_flops(2.0 * double(y->numel()) * double(K));
   launch("matmul", [=] {
     if (y->numel() == 0) return;
     run_gemm(*plan, a->data(), b->data(), y->data());
@@ -146,6 +148,7 @@ TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) 
   Shape shape = x->shape;
   shape.back() = N;
   TensorPtr y = empty(shape, x->device());
+  count_flops(2.0 * double(M) * double(N) * double(K));
   launch("linear", [=] {
     kernels::GemmEpilogue ep;
     ep.bias_col = bias ? bias->data() : nullptr;

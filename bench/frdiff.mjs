@@ -1,0 +1,176 @@
+// FRDiff benchmark (issue 5): feature reuse, score mixing and Auto-FR against full 50-step DDIM and against plain
+// fewer-step DDIM at the same wall time, on a shipped teacher, n samples from the same noise per config.
+//
+//   node bench/frdiff.mjs --model mnist-teacher --phase quality [--n 2000] [--batch 250] [--threads 1] [--tune-iterations 30]
+//   node bench/frdiff.mjs --model mnist-teacher --phase timing      (on a quiet machine: all threads, one batch each)
+//   node bench/frdiff.mjs --model mnist-teacher --phase matched     (plain DDIM-k at each plan's wall time; then timing again)
+//
+// Every config samples the same class-balanced labels (i mod 10) from the same noise (batch b: seed b, like
+// `fastdiff sample`). Quality: NFE and network GFLOPs per sample (the GEMM-class FLOP counter), FD to the 1,996 test
+// digits, classifier accuracy, FD to the full-compute samples and their mean per-sample RMS distance. Timing: the
+// wall time of one batch per config (best of 2, after a warm-up), speedup over full DDIM-50. Resumable: each
+// config's samples go to runs/frdiff/<model>/<config>.safetensors and its row to bench/results/frdiff-<model>.json.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createRequire } from "node:module";
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const root = path.resolve(here, "..");
+const fd = createRequire(import.meta.url)(path.join(root, "dist", "index.cjs"));
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const model = args.model ?? "mnist-teacher";
+const n = Number(args.n ?? 2000);
+const batch = Number(args.batch ?? 250);
+const threads = Number(args.threads ?? fd.getNumThreads());
+const tuneIterations = Number(args["tune-iterations"] ?? 30);
+const phase = args.phase ?? "quality";
+const steps = 50;
+fd.setNumThreads(threads);
+
+const tag = args.tag ? `-${args.tag}` : ""; // a trial run beside the real one
+const runDir = path.join(root, "runs", "frdiff", model + tag);
+const resultFile = path.join(here, "results", `frdiff-${model}${tag}.json`);
+const profileDir = path.join(here, "results", `profiles${tag}`);
+fs.mkdirSync(runDir, { recursive: true });
+fs.mkdirSync(profileDir, { recursive: true });
+const results = fs.existsSync(resultFile) ? JSON.parse(fs.readFileSync(resultFile, "utf8")) : { rows: {} };
+results.model = model;
+results.n = n;
+results[phase === "timing" ? "timingThreads" : "qualityThreads"] = threads;
+const save = () => fd.writeFileAtomicSync(resultFile, JSON.stringify(results, null, 2) + "\n");
+
+const denoiser = await fd.Denoiser.load(path.join(root, "models", model));
+const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
+
+/** Samples all n with `options` (batch b from seed b); returns samples and totals. */
+async function generate(name, options) {
+  const file = path.join(runDir, `${name}.safetensors`);
+  const sidecar = `${file}.json`;
+  if (fs.existsSync(file) && fs.existsSync(sidecar)) return { samples: await loadSamples(name), ...JSON.parse(fs.readFileSync(sidecar, "utf8")) };
+  const parts = [];
+  let nfe = 0, flops = 0, ms = 0, stats = null;
+  for (let b = 0, lo = 0; lo < n; ++b, lo += batch) {
+    const hi = Math.min(n, lo + batch);
+    const r = await fd.sampleWithStats(denoiser, { ...options, n: hi - lo, seed: b, classLabels: labels.subarray(lo, hi) });
+    nfe += r.nfe * (hi - lo);
+    flops += r.flops;
+    ms += r.elapsedMs;
+    stats = r.featureReuse ?? null;
+    parts.push(r.samples);
+    process.stdout.write(`  ${name}: ${hi}/${n} (${(ms / 1000).toFixed(0)} s)\r`);
+  }
+  const samples = fd.concat(parts, 0);
+  for (const p of parts) p.dispose();
+  await fd.writeSafetensors(file, { samples });
+  const totals = { nfePerSample: nfe / n, gflopsPerSample: flops / n / 1e9, seconds: ms / 1000, featureReuse: stats };
+  fd.writeFileAtomicSync(sidecar, JSON.stringify(totals));
+  return { samples, ...totals };
+}
+
+async function loadSamples(name) {
+  const { tensors } = await fd.readSafetensors(path.join(runDir, `${name}.safetensors`));
+  return tensors.get("samples");
+}
+
+const test = fd.datasets.mnist({ split: "test" }).all().x;
+const featureNet = await fd.FeatureNet.load();
+
+/** Runs (or resumes) one config and scores it. */
+async function row(name, options, extra = {}) {
+  if (results.rows[name]?.fdTest !== undefined) return results.rows[name];
+  console.log(`${name} ...`);
+  const g = await generate(name, options);
+  const full = name === "ddim50" ? g.samples : await loadSamples("ddim50");
+  const vsTest = await fd.evaluate(g.samples, test, { metrics: ["fd", "accuracy"], classLabels: labels, featureNet });
+  const vsFull = name === "ddim50" ? { fd: 0 } : await fd.evaluate(g.samples, full, { metrics: ["fd"], featureNet });
+  const distance = fd.scope(() => {
+    const d = fd.sub(g.samples, full).dataSync();
+    const per = d.length / n;
+    let total = 0;
+    for (let s = 0; s < n; ++s) {
+      let sq = 0;
+      for (let k = s * per; k < (s + 1) * per; ++k) sq += d[k] * d[k];
+      total += Math.sqrt(sq / per);
+    }
+    return total / n;
+  });
+  const r = {
+    ...extra, nfe: g.nfePerSample, gflops: g.gflopsPerSample, qualitySeconds: g.seconds,
+    fdTest: vsTest.fd, accuracy: vsTest.accuracy, fdFull: vsFull.fd, distance, featureReuse: g.featureReuse,
+  };
+  if (name !== "ddim50") full.dispose();
+  g.samples.dispose();
+  results.rows[name] = r;
+  save();
+  console.log(`${name}: ${JSON.stringify(r)}`);
+  return r;
+}
+
+const base = { solver: "ddim", steps };
+const configs = [["ddim50", base, { kind: "full", plan: "DDIM-50, full compute" }]];
+for (const mixing of [false, true]) {
+  for (const interval of [2, 3, 4]) {
+    configs.push([`fr-i${interval}${mixing ? "-mix" : ""}`, { ...base, featureReuse: { interval, scoreMixing: mixing } }, {
+      kind: "frdiff", plan: `FRDiff interval ${interval}${mixing ? " + score mixing" : ""}`,
+    }]);
+  }
+}
+configs.push(["deepcache-i3", { ...base, featureReuse: { interval: 3, mode: "deepcache" } }, { kind: "deepcache", plan: "DeepCache interval 3 (branch 0)" }]);
+const profileFile = (speedup) => path.join(profileDir, `${model}-ddim50-${speedup}x.json`);
+for (const speedup of [1.5, 2, 3]) {
+  configs.push([`auto-${speedup}x`, { ...base, featureReuse: { profile: profileFile(speedup), speedup } }, {
+    kind: "auto-fr", plan: `Auto-FR, budget ${speedup}x (${path.relative(root, profileFile(speedup))})`,
+  }]);
+}
+for (const [name, r] of Object.entries(results.rows)) {
+  if (r.kind === "ddim") configs.push([name, { solver: "ddim", steps: r.steps }, { kind: "ddim", plan: r.plan, steps: r.steps }]);
+}
+
+/** Options with an Auto-FR profile loaded (tuned first when missing). */
+async function resolve(options) {
+  const spec = options.featureReuse;
+  if (!spec?.profile) return options;
+  if (!fs.existsSync(spec.profile)) {
+    console.log(`tuning Auto-FR for ${spec.speedup}x ...`);
+    const t0 = performance.now();
+    const profile = await fd.tuneFeatureReuse(denoiser, {
+      solver: "ddim", steps, budget: { speedup: spec.speedup }, iterations: tuneIterations, validation: batch,
+      onProgress: (p) => process.stdout.write(`  it ${p.iteration}/${p.iterations} distance ${p.distance.toFixed(4)} cost ${p.cost.toFixed(3)}\r`),
+    });
+    profile.tuning.seconds = (performance.now() - t0) / 1000;
+    await fd.saveCacheProfile(profile, spec.profile);
+  }
+  return { ...options, featureReuse: await fd.loadCacheProfile(spec.profile) };
+}
+
+if (phase === "quality") {
+  for (const [name, options, meta] of configs) await row(name, await resolve(options), meta);
+} else if (phase === "timing") {
+  for (const [name, options] of configs) {
+    if (!results.rows[name]) continue;
+    const o = await resolve(options);
+    const labelsB = labels.subarray(0, batch);
+    (await fd.sampleWithStats(denoiser, { ...o, steps: o.steps, n: batch, seed: 0, classLabels: labelsB })).samples.dispose(); // warm-up
+    let best = Infinity;
+    for (let rep = 0; rep < 2; ++rep) {
+      const r = await fd.sampleWithStats(denoiser, { ...o, n: batch, seed: 0, classLabels: labelsB });
+      best = Math.min(best, r.elapsedMs / 1000);
+      r.samples.dispose();
+    }
+    results.rows[name].batchSeconds = best;
+    console.log(`${name}: ${best.toFixed(2)} s per batch of ${batch}`);
+  }
+  const fullTime = results.rows["ddim50"].batchSeconds;
+  for (const r of Object.values(results.rows)) if (r.batchSeconds) r.speedup = fullTime / r.batchSeconds;
+  results.timingBatch = batch;
+  save();
+} else if (phase === "matched") {
+  const fullTime = results.rows["ddim50"].batchSeconds;
+  const ks = new Set();
+  for (const r of Object.values(results.rows)) if (r.kind !== "full" && r.kind !== "ddim" && r.batchSeconds) ks.add(Math.max(1, Math.round((steps * r.batchSeconds) / fullTime)));
+  for (const k of [...ks].sort((a, b) => a - b)) await row(`ddim${k}`, { solver: "ddim", steps: k }, { kind: "ddim", plan: `DDIM-${k}, full compute`, steps: k });
+}
+console.log(`${phase} done → ${path.relative(root, resultFile)}`);
