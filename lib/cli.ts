@@ -8,11 +8,13 @@ import { EVAL_HELP, evalCommand } from "./cli/eval";
 import { SAMPLE_HELP, sampleCommand } from "./cli/sample";
 import { TRAIN_HELP, trainCommand } from "./cli/train";
 import { TRAIN_FEATURES_HELP, trainFeaturesCommand } from "./cli/train-features";
+import { TUNE_CACHE_HELP, tuneCacheCommand } from "./cli/tune-cache";
 
 const HELP = `fastdiff <command> [options]   (fastdiff <command> --help for its options)
 
   demo             the shipped MNIST teacher: sample a grid of digits, score them against the test digits
-  sample           images from a model → PNG grid (and .safetensors for eval)
+  sample           images from a model → PNG grid (and .safetensors for eval); --interval for FRDiff
+  tune-cache       Auto-FR: learn a feature-reuse plan under a speedup or quality budget → cache profile
   eval             metrics of saved samples against a reference set (FD, precision/recall, accuracy, MMD…)
   train            train a denoiser (model preset × dataset) with checkpoints and resume
   train-features   train the MNIST feature network used by eval
@@ -26,6 +28,7 @@ const COMMANDS: Record<string, Command> = {
   demo: { help: DEMO_HELP, run: demoCommand },
   sample: { help: SAMPLE_HELP, run: sampleCommand },
   eval: { help: EVAL_HELP, run: evalCommand },
+  "tune-cache": { help: TUNE_CACHE_HELP, run: tuneCacheCommand },
   train: { help: TRAIN_HELP, run: trainCommand },
   "train-features": { help: TRAIN_FEATURES_HELP, run: trainFeaturesCommand },
   doctor: { help: "fastdiff doctor [--json]", run: doctor },

@@ -7,6 +7,8 @@ import type { Denoiser } from "../models/denoiser";
 import { NetworkDenoiser } from "../models/network-denoiser";
 import { packageRoot } from "../native";
 import * as ops from "../ops";
+import type { CacheProfile } from "../sampling/cache-profile";
+import type { FeatureReuseOptions } from "../sampling/feature-reuse";
 import { sampleWithStats } from "../sampling/sample";
 import type { SolverName } from "../sampling/solvers";
 import type { Tensor } from "../tensor";
@@ -33,12 +35,16 @@ export interface GenerateOptions {
   guidance?: number;
   seed: number;
   batch: number;
+  /** FRDiff / DeepCache feature reuse, or a cache profile (see SampleOptions.featureReuse). */
+  featureReuse?: FeatureReuseOptions | CacheProfile;
   /** Called after each step of each batch with the total steps done so far. */
   onStep?: (done: number, total: number, nfe: number) => void;
 }
 
 /** `n` samples (and the labels asked for) in batches of `batch`; batch b uses seed + b. */
-export async function generate(denoiser: Denoiser, o: GenerateOptions): Promise<{ samples: Tensor; labels: Int32Array | null; nfe: number; seconds: number }> {
+export async function generate(
+  denoiser: Denoiser, o: GenerateOptions,
+): Promise<{ samples: Tensor; labels: Int32Array | null; nfe: number; flops: number; seconds: number }> {
   const k = denoiser.numClasses;
   if (o.classes !== null && k === 0) throw argumentError("sample", "this model is unconditional: drop --class");
   if (typeof o.classes === "number" && !(Number.isInteger(o.classes) && o.classes >= 0 && o.classes < k))
@@ -49,20 +55,22 @@ export async function generate(denoiser: Denoiser, o: GenerateOptions): Promise<
   const batches = Math.ceil(o.n / o.batch);
   const start = performance.now();
   let nfe = 0;
+  let flops = 0;
   try {
     for (let b = 0; b < batches; ++b) {
       const lo = b * o.batch;
       const hi = Math.min(o.n, lo + o.batch);
       const r = await sampleWithStats(denoiser, {
-        n: hi - lo, steps: o.steps, solver: o.solver, seed: o.seed + b, guidance: o.guidance,
+        n: hi - lo, steps: o.steps, solver: o.solver, seed: o.seed + b, guidance: o.guidance, featureReuse: o.featureReuse,
         classLabels: labels ? labels.subarray(lo, hi) : null,
         onProgress: (p) => o.onStep?.(b * o.steps + p.step, batches * o.steps, nfe + p.nfe),
       });
       nfe += r.nfe;
+      flops += r.flops;
       parts.push(r.samples);
     }
     const samples = parts.length === 1 ? parts[0]! : ops.concat(parts, 0);
-    return { samples, labels, nfe, seconds: (performance.now() - start) / 1000 };
+    return { samples, labels, nfe, flops, seconds: (performance.now() - start) / 1000 };
   } finally {
     if (parts.length > 1) for (const t of parts) t.dispose();
   }

@@ -2,6 +2,8 @@
 import { writeFileAtomic } from "../io/atomic";
 import { encodePng, saveImageGrid, scatterPlot } from "../io/png";
 import { setNumThreads } from "../device";
+import { loadCacheProfile, type CacheProfile } from "../sampling/cache-profile";
+import type { FeatureReuseOptions } from "../sampling/feature-reuse";
 import { SOLVERS, type SolverName } from "../sampling/solvers";
 import { flagHelp, parseArgs, UsageError, type FlagSpec } from "./args";
 import { generate, openModel, saveSamples } from "./generate";
@@ -19,6 +21,10 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   out: { type: "string", help: "PNG grid", default: "samples.png" },
   nrow: { type: "int", help: "images per grid row", min: 1 },
   save: { type: "string", help: "also write the samples (+ labels) as .safetensors for 'fastdiff eval'" },
+  interval: { type: "int", help: "FRDiff feature reuse: a keyframe every M evaluations (1: off)", min: 1 },
+  "score-mixing": { type: "bool", help: "FRDiff score mixing (early non-keyframes jump; needs --interval)" },
+  deepcache: { type: "bool", help: "reuse the deep branch instead of FRDiff's points (needs --interval)" },
+  "cache-profile": { type: "string", help: "a cache profile from 'fastdiff tune-cache' (the plan it learned)" },
   threads: { type: "int", help: "CPU threads [all cores]", min: 1 },
   json: { type: "bool", help: "progress and result as JSON lines on stdout" },
 };
@@ -31,18 +37,34 @@ export function parseClass(value: string | undefined): number | "all" | undefine
   return c;
 }
 
+/** --interval / --score-mixing / --deepcache / --cache-profile as sample's featureReuse. */
+export async function featureReuseArgs(a: Record<string, unknown>): Promise<FeatureReuseOptions | CacheProfile | undefined> {
+  const interval = a["interval"] as number | undefined;
+  const profile = a["cache-profile"] as string | undefined;
+  if (profile !== undefined) {
+    if (interval !== undefined || a["score-mixing"] || a["deepcache"]) throw new UsageError("--cache-profile carries its own plan: drop --interval, --score-mixing, --deepcache");
+    return loadCacheProfile(profile);
+  }
+  if (interval === undefined) {
+    if (a["score-mixing"] || a["deepcache"]) throw new UsageError("--score-mixing and --deepcache need --interval");
+    return undefined;
+  }
+  return { interval, scoreMixing: Boolean(a["score-mixing"]), mode: a["deepcache"] ? "deepcache" : "frdiff" };
+}
+
 export async function sampleCommand(argv: string[]): Promise<number> {
   const a = parseArgs("sample", argv, SAMPLE_FLAGS);
   if (a._.length > 0) throw new UsageError(`sample: unexpected argument '${a._[0]}'`);
   if (a["threads"] !== undefined) setNumThreads(a["threads"] as number);
   const json = Boolean(a["json"]);
   const cls = parseClass(a["class"] as string | undefined);
+  const featureReuse = await featureReuseArgs(a);
   const model = await openModel(a["model"] as string);
   const n = a["n"] as number;
   const progress = new Progress({ task: "sample", total: 0, unit: "step", json });
   const result = await generate(model, {
     n, steps: a["steps"] as number, solver: a["solver"] as SolverName, classes: cls ?? (model.numClasses > 0 ? "all" : null),
-    guidance: a["guidance"] as number, seed: a["seed"] as number, batch: a["batch"] as number,
+    guidance: a["guidance"] as number, seed: a["seed"] as number, batch: a["batch"] as number, featureReuse,
     onStep: (done, total, nfe) => progress.update(done, { nfe }, undefined, total),
   });
   progress.finish();
@@ -55,9 +77,15 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   } else throw new UsageError(`sample: a PNG needs images or 2-D points; these samples are ${JSON.stringify(result.samples.shape)} (use --save)`);
   const save = a["save"] as string | undefined;
   if (save) await saveSamples(save, result.samples, result.labels, { model: a["model"] as string, solver: a["solver"] as string, steps: String(a["steps"]) });
-  const summary = { n, nfe: result.nfe, nfePerSample: result.nfe / Math.ceil(n / (a["batch"] as number)), seconds: result.seconds, grid: out, samples: save ?? null };
+  const summary = {
+    n, nfe: result.nfe, nfePerSample: result.nfe / Math.ceil(n / (a["batch"] as number)), gflopsPerSample: result.flops / n / 1e9,
+    seconds: result.seconds, grid: out, samples: save ?? null,
+  };
   if (json) process.stdout.write(`${JSON.stringify({ event: "done", task: "sample", ...summary })}\n`);
-  else console.log(`${n} samples (${summary.nfePerSample} network evaluations each) in ${result.seconds.toFixed(1)} s → ${out}${save ? ` and ${save}` : ""}`);
+  else {
+    const each = `${summary.nfePerSample} network evaluations, ${summary.gflopsPerSample.toFixed(2)} GFLOP each`;
+    console.log(`${n} samples (${each}) in ${result.seconds.toFixed(1)} s → ${out}${save ? ` and ${save}` : ""}`);
+  }
   result.samples.dispose();
   model.network.dispose();
   return 0;

@@ -95,6 +95,29 @@ describe("fastdiff CLI", () => {
     expect(table.stdout).not.toMatch(/precision/);
   });
 
+  it("feature reuse: sample --interval, tune-cache → sample --cache-profile (the tiny model trained above)", () => {
+    const model = join(dir, "tiny");
+    expect(existsSync(join(model, "config.json"))).toBe(true);
+    const fr = run("sample", "--model", model, "--n", "4", "--steps", "6", "--solver", "ddim", "--interval", "2", "--score-mixing", "--out", join(dir, "fr.png"), "--json");
+    expect(fr.code).toBe(0);
+    const done = JSON.parse(fr.stdout.trim().split("\n").at(-1)!);
+    expect(done).toMatchObject({ event: "done", n: 4 });
+    expect(done.nfePerSample).toBeLessThan(6); // mixing jumps the early non-keyframes
+    expect(done.gflopsPerSample).toBeGreaterThan(0);
+    const tuned = run("tune-cache", "--model", model, "--steps", "6", "--speedup", "1.2", "--iterations", "2", "--pool", "2", "--batch", "2", "--validation", "2", "--json");
+    expect(tuned.stderr).toBe("");
+    expect(tuned.code).toBe(0);
+    const profile = join(model, "cache-profile-ddim6-1.2x.json");
+    expect(JSON.parse(tuned.stdout.trim().split("\n").at(-1)!)).toMatchObject({ event: "done", task: "tune-cache", profile });
+    expect(JSON.parse(readFileSync(profile, "utf8"))).toMatchObject({ format: "fastdiff.cache-profile", solver: "ddim", steps: 6, evaluations: 6 });
+    expect(run("sample", "--model", model, "--n", "2", "--steps", "6", "--solver", "ddim", "--cache-profile", profile, "--out", join(dir, "p.png")).code).toBe(0);
+    const wrong = run("sample", "--model", model, "--n", "2", "--steps", "5", "--solver", "ddim", "--cache-profile", profile, "--out", join(dir, "p.png"));
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/ERR_ARGUMENT: sample: the cache profile was tuned for steps 6/);
+    expect(run("sample", "--model", model, "--score-mixing").code).toBe(2);
+    expect(run("tune-cache", "--model", model).code).toBe(2);
+  });
+
   it("train on a toy 2-D set with the MLP preset", () => {
     const out = join(dir, "toy");
     const r = run("train", "--dataset", "toy:8gaussians", "--model", "mlp", "--iterations", "20", "--batch", "64", "--out", out);
