@@ -30,6 +30,12 @@ test("the README API tour runs", async () => {
   expect(lines.at(-1)).toBe("ERR_SHAPE matmul: inner dimensions differ: [2, 3] @ [4, 5]");
 });
 
+test("the README FRDiff tour runs", async () => {
+  const lines = await runBlock("### Faster sampling without training");
+  expect(lines[0]).toBe('{"keyframes":7,"reused":7,"skipped":6} 0.51');
+  expect(lines[1]).toBe("true 0");
+}, 60_000);
+
 test("the README denoiser and sampler tour runs", async () => {
   try {
     const lines = await runBlock("### Denoisers and samplers");
