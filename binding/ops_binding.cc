@@ -179,6 +179,15 @@ Napi::Value MseLoss(const Args& a) {
   return wrap(a.env(), ops::mse_loss(a.tensor(0, "a"), a.tensor(1, "b"), red));
 }
 
+// sidLoss(r, f, xg, alpha) → [loss, mask]
+Napi::Value SidLoss(const Args& a) {
+  const auto out = ops::sid_loss(a.tensor(0, "r"), a.tensor(1, "f"), a.tensor(2, "xg"), float(a.number(3, "alpha")));
+  Napi::Array arr = Napi::Array::New(a.env(), 2);
+  arr.Set(uint32_t(0), wrap(a.env(), out[0]));
+  arr.Set(uint32_t(1), wrap(a.env(), out[1]));
+  return arr;
+}
+
 Napi::Value CheckFinite(const Args& a) {
   ops::check_finite(a.tensor(0, "x"), a.string(1, "name"));
   return a.env().Undefined();
@@ -235,7 +244,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
       {"upsampleNearest2d", entry<UpsampleNearest>}, {"avgPool2d", entry<AvgPool>}, {"resize", entry<Resize>},
       {"groupNorm", entry<GroupNorm>}, {"layerNorm", entry<LayerNorm>}, {"softmax", entry<Softmax>},
       {"attention", entry<Attention>}, {"timestepEmbedding", entry<TimestepEmbedding>},
-      {"embedding", entry<Embedding>}, {"dropout", entry<Dropout>}, {"mseLoss", entry<MseLoss>},
+      {"embedding", entry<Embedding>}, {"dropout", entry<Dropout>}, {"mseLoss", entry<MseLoss>}, {"sidLoss", entry<SidLoss>},
       {"checkFinite", entry<CheckFinite>}, {"adamStep", entry<AdamStep>}, {"sgdStep", entry<SgdStep>}, {"emaUpdate", entry<EmaUpdate>},
   };
   for (const Entry& e : entries)

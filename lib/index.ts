@@ -23,6 +23,9 @@ export * from "./models";
 // Training: the EDM / DDPM denoising losses and the training loop with checkpoints.
 export * from "./train";
 
+// Distillation: Student, SiD (and DMD on the same loop).
+export * from "./distill";
+
 // Data: MNIST, image folders, toy 2-D sets with exact denoisers; seeded batching; PNG grids.
 export * from "./data";
 export { encodePng, decodePng, imageGrid, saveImageGrid, saveImageGridSync, tensorToImages, scatterPlot, type RawImage } from "./io/png";

@@ -123,6 +123,7 @@ export interface Binding {
   embedding(w: T, labels: number[]): T;
   dropout(x: T, p: number, seed: Seed, offset: Seed): T;
   mseLoss(a: T, b: T, reduction: "mean" | "sum" | "none"): T;
+  sidLoss(r: T, f: T, xg: T, alpha: number): [T, T];
   checkFinite(x: T, name: string): void;
   adamStep(
     params: T[], m: T[], v: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number,

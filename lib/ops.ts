@@ -408,6 +408,18 @@ export function mseLoss(prediction: Tensor, target: Tensor, options: { reduction
 }
 
 /**
+ * SiD's generator loss (Zhou et al. 2024; METHODS.md §1(b)), fused, per sample b over its values:
+ * L_b = w_b·Σ[(1 − α)(r − f)² + (r − f)(f − x_g)], with w_b = 1/max(mean|x_g − r|, 1e-5) held constant.
+ * r: the teacher's x0 prediction, f: the fake-score network's, x_g: the generator's sample (all [B, ...]).
+ * Differentiable in all three. A sample with a non-finite value gets L_b = 0 and no gradient; `mask` is 1 for the
+ * samples that count, 0 for masked ones.
+ */
+export function sidLoss(r: Tensor, f: Tensor, xg: Tensor, options: { alpha?: number } = {}): { loss: Tensor; mask: Tensor } {
+  const [loss, mask] = native.sidLoss(h("sidLoss", r, "r"), h("sidLoss", f, "f"), h("sidLoss", xg, "xg"), finite("sidLoss", options.alpha ?? 1.2, "alpha"));
+  return { loss: wrap(loss), mask: wrap(mask) };
+}
+
+/**
  * Queues a check that every value of `x` is finite. It runs in stream order, so a
  * failure (ERR_NUMERIC, naming `name`) surfaces at the next sync point: dataSync,
  * await data() or synchronize().

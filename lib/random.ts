@@ -33,6 +33,11 @@ export class Generator {
   static fromState(s: { seed: string; offset: string }): Generator {
     return new Generator(BigInt(s.seed), BigInt(s.offset));
   }
+  /** Continues this stream from a saved state (ERR_ARGUMENT when it was saved from another seed). */
+  restore(s: { seed: string; offset: string }): void {
+    if (String(this.seed) !== s.seed) throw argumentError("Generator.restore", `saved seed ${s.seed} does not match ${String(this.seed)}`);
+    this.offset = BigInt(s.offset);
+  }
 }
 
 let defaultGenerator = new Generator(0);

@@ -8,6 +8,7 @@ import { argumentError, FastdiffError } from "../errors";
 import * as ops from "../ops";
 import { Generator, type Seed } from "../random";
 import type { Tensor } from "../tensor";
+import { isGradEnabled } from "../autograd";
 import { scope } from "../memory";
 import { Denoiser, type SigmaInput } from "../models/denoiser";
 import { karrasSigmas, type Schedule } from "../sampling/schedules";
@@ -230,9 +231,40 @@ export class MixtureDenoiser extends Denoiser {
       throw argumentError("MixtureDenoiser", `sampleShape ${JSON.stringify(this.sampleShape)} does not hold ${mixture.dim} values`);
   }
 
-  /** D(x̂; σ) = E[x0 | x̂]; a new tensor shaped like x. */
+  /** D(x̂; σ) = E[x0 | x̂]; a new tensor shaped like x. Exact (float64 on the host), or — when gradients are
+   * on and x carries them (distilling through the teacher, SiD) — the same formula as differentiable ops. */
   denoise(x: Tensor, sigma: SigmaInput): Tensor {
+    if (isGradEnabled() && x.requiresGrad) return this.denoiseOps(x, sigma);
     return this.apply("denoise", x, sigma);
+  }
+
+  /** D = Σ_k γ_k·(μ_k + c_k·(x̂ − μ_k)), γ = softmax_k(log π_k − (D/2)·log v_k − ‖x̂ − μ_k‖²/(2v_k)), v_k = s_k² + σ²,
+   * c_k = s_k²/v_k, in float32 ops (recorded on the tape). */
+  private denoiseOps(x: Tensor, sigma: SigmaInput): Tensor {
+    const m = this.mixture;
+    const B = x.shape[0]!;
+    const D = m.dim;
+    const K = m.size;
+    const sigmas = typeof sigma === "number" ? new Array<number>(B).fill(sigma) : Array.from(sigma);
+    if (sigmas.length !== B) throw argumentError("MixtureDenoiser.denoise", `${sigmas.length} σ values for a batch of ${B}`);
+    const table = (f: (b: number, k: number, v: number) => number) =>
+      ops.tensor(Float32Array.from({ length: B * K }, (_, i) => {
+        const b = Math.floor(i / K);
+        const k = i % K;
+        return f(b, k, m.stds[k]! ** 2 + sigmas[b]! ** 2);
+      }), [B, K]);
+    return scope(() => {
+      const flat = ops.reshape(x, [B, D]);
+      const means = ops.tensor(Float32Array.from(m.means.flat()), [K, D]);
+      const meanNorms = ops.tensor(Float32Array.from(m.means, (mu) => mu.reduce((s, v) => s + v * v, 0)), [1, K]);
+      // ‖x̂ − μ_k‖² = ‖x̂‖² − 2x̂·μ_k + ‖μ_k‖²
+      const dist = ops.add(ops.sub(ops.sum(ops.square(flat), 1, true), ops.mul(ops.matmul(flat, ops.transpose(means, 0, 1)), 2)), meanNorms);
+      const logits = ops.sub(table((_, k, v) => Math.log(m.weights[k]!) - (D / 2) * Math.log(v)), ops.mul(dist, table((_, __, v) => 1 / (2 * v))));
+      const gamma = ops.softmax(logits, 1);
+      const shrink = table((_, k, v) => m.stds[k]! ** 2 / v);
+      const out = ops.add(ops.matmul(ops.sub(gamma, ops.mul(gamma, shrink)), means), ops.mul(flat, ops.sum(ops.mul(gamma, shrink), 1, true)));
+      return ops.reshape(out, x.shape);
+    });
   }
 
   /** ∇log p_σ(x̂) = (D − x̂)/σ²; a new tensor shaped like x. */

@@ -25,6 +25,8 @@ export interface SaveOptions {
   format?: "diffusers" | "safetensors";
   /** A diffusers scheduler config saved beside the network (scheduler_config.json / metadata). */
   scheduler?: Record<string, unknown>;
+  /** Extra __metadata__ entries of the weights file (a student's schedule, …). */
+  metadata?: Record<string, string>;
 }
 
 export interface LoadedFiles {
@@ -34,6 +36,8 @@ export interface LoadedFiles {
   scheduler: Record<string, unknown> | null;
   weights: Map<string, Tensor>;
   source: string;
+  /** The weights file's __metadata__. */
+  metadata: Record<string, string>;
 }
 
 function formatError(source: string, message: string): FastdiffError {
@@ -83,7 +87,7 @@ export async function readNetworkFiles(p: string): Promise<LoadedFiles> {
       if (text === undefined) throw formatError(p, `no "${META_CONFIG}" in __metadata__ (not a fastdiff network file; a diffusers model is a folder)`);
       const config = parseJson(`${p} (${META_CONFIG})`, text);
       const sched = metadata[META_SCHEDULER];
-      return { config, scheduler: sched ? parseJson(`${p} (${META_SCHEDULER})`, sched) : null, weights: tensors, source: p };
+      return { config, scheduler: sched ? parseJson(`${p} (${META_SCHEDULER})`, sched) : null, weights: tensors, source: p, metadata };
     } catch (e) {
       for (const t of tensors.values()) t.dispose();
       throw e;
@@ -100,8 +104,8 @@ export async function readNetworkFiles(p: string): Promise<LoadedFiles> {
   const scheduler = await findSchedulerConfig(p);
   const weightsFile = path.join(p, WEIGHTS_FILE);
   if (!fs.existsSync(weightsFile)) throw formatError(p, `no ${WEIGHTS_FILE} (only safetensors weights are read; convert .bin files first)`);
-  const { tensors } = await readSafetensors(weightsFile);
-  return { config, scheduler, weights: tensors, source: weightsFile };
+  const { tensors, metadata } = await readSafetensors(weightsFile);
+  return { config, scheduler, weights: tensors, source: weightsFile, metadata };
 }
 
 /** Builds the network a set of files describes; `expect` rejects another class. The weights are consumed. */
@@ -140,13 +144,13 @@ export async function saveNetwork(net: Network, p: string, options: SaveOptions 
   const weights = new Map(net.namedParameters());
   const config = storedConfig(net);
   if (format === "safetensors") {
-    const metadata: Record<string, string> = { format: "pt", [META_CONFIG]: JSON.stringify(config) };
+    const metadata: Record<string, string> = { format: "pt", ...options.metadata, [META_CONFIG]: JSON.stringify(config) };
     if (options.scheduler) metadata[META_SCHEDULER] = JSON.stringify(options.scheduler);
     await writeSafetensors(p, weights, metadata, { dtype: options.dtype });
     return;
   }
   await fs.promises.mkdir(p, { recursive: true });
-  await writeSafetensors(path.join(p, WEIGHTS_FILE), weights, { format: "pt" }, { dtype: options.dtype });
+  await writeSafetensors(path.join(p, WEIGHTS_FILE), weights, { format: "pt", ...options.metadata }, { dtype: options.dtype });
   await writeFileAtomic(path.join(p, CONFIG_FILE), JSON.stringify(config, null, 2) + "\n");
   if (options.scheduler) {
     await writeFileAtomic(path.join(p, "scheduler_config.json"), JSON.stringify(options.scheduler, null, 2) + "\n");

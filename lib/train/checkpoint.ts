@@ -38,69 +38,111 @@ export function hasCheckpoint(dir: string): boolean {
   return existsSync(checkpointPath(dir));
 }
 
-/** Writes model, EMA and Adam state plus the counters, atomically. */
-export async function saveCheckpoint(dir: string, net: Network, adam: Adam, ema: EMA | null, state: TrainState): Promise<void> {
-  const tensors = new Map<string, Tensor>();
-  net.namedParameters().forEach(([name, p], i) => {
-    tensors.set(`model/${name}`, p);
-    tensors.set(`adam.m/${name}`, adam.m[i]!);
-    tensors.set(`adam.v/${name}`, adam.v[i]!);
-    if (ema) tensors.set(`ema/${name}`, ema.averages[i]!);
-  });
-  const metadata = { [META_STATE]: JSON.stringify(state), fastdiff_network: JSON.stringify({ kind: net.kind, config: net.config }) };
-  await writeSafetensors(checkpointPath(dir), tensors, metadata);
+/** A network with its optimizer and EMA, stored under `prefix` ("" → model/…, adam.m/…, adam.v/…, ema/…). */
+export interface CheckpointPart {
+  prefix: string;
+  net: Network;
+  adam: Adam;
+  ema: EMA | null;
 }
 
-/** Reads a checkpoint into the run's objects (shapes checked by name) and returns its counters. */
-export async function loadCheckpoint(
-  dir: string, net: Network, adam: Adam, ema: EMA | null, check?: (state: TrainState) => void,
-): Promise<TrainState> {
+/** Writes the parts' tensors and a JSON state (under metadata key `stateKey`), atomically. */
+export async function writeCheckpoint(dir: string, parts: CheckpointPart[], stateKey: string, state: object): Promise<void> {
+  const tensors = new Map<string, Tensor>();
+  const networks: Record<string, unknown> = {};
+  for (const { prefix, net, adam, ema } of parts) {
+    net.namedParameters().forEach(([name, p], i) => {
+      tensors.set(`${prefix}model/${name}`, p);
+      tensors.set(`${prefix}adam.m/${name}`, adam.m[i]!);
+      tensors.set(`${prefix}adam.v/${name}`, adam.v[i]!);
+      if (ema) tensors.set(`${prefix}ema/${name}`, ema.averages[i]!);
+    });
+    networks[prefix] = { kind: net.kind, config: net.config };
+  }
+  const network = parts.length === 1 && parts[0]!.prefix === "" ? networks[""] : networks;
+  await writeSafetensors(checkpointPath(dir), tensors, { [stateKey]: JSON.stringify(state), fastdiff_network: JSON.stringify(network) });
+}
+
+/**
+ * Reads a checkpoint into the parts (shapes checked by name) and returns its state as `parse` reads it; `check`
+ * may refuse it (e.g. a resume with other settings). Every tensor is checked before any is copied, so a bad
+ * checkpoint leaves the run's objects untouched. Adam's step count and the EMA's update count come from
+ * `counts(state, prefix)`.
+ */
+export async function readCheckpoint<S>(
+  dir: string, parts: CheckpointPart[], stateKey: string, parse: (path: string, raw: string) => S,
+  counts: (state: S, prefix: string) => { adamSteps: number; emaUpdates: number }, check?: (state: S) => void,
+): Promise<S> {
   const path = checkpointPath(dir);
   const { tensors, metadata } = await readSafetensors(path);
   try {
-    const raw = metadata[META_STATE];
-    if (!raw) throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: no '${META_STATE}' metadata (not a fastdiff training checkpoint)`);
-    const state = parseState(path, raw);
-    check?.(state); // e.g. refuse a resume with other settings before anything is overwritten
-    // Check every tensor before copying any, so a bad checkpoint leaves the run's objects untouched.
+    const raw = metadata[stateKey];
+    if (!raw) throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: no '${stateKey}' metadata (not a checkpoint of this kind of run)`);
+    const state = parse(path, raw);
+    check?.(state);
     const pairs: [Tensor, Tensor][] = [];
-    const collect = (prefix: string, targets: Tensor[]) => {
-      net.namedParameters().forEach(([name], i) => {
-        const key = `${prefix}/${name}`;
-        const src = tensors.get(key);
-        const dst = targets[i]!;
-        if (!src) throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: missing tensor '${key}'`);
-        if (src.shape.join(",") !== dst.shape.join(","))
-          throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: '${key}' has shape ${JSON.stringify(src.shape)}, the model needs ${JSON.stringify(dst.shape)}`);
-        pairs.push([dst, src]);
-      });
-    };
-    collect("model", net.parameters());
-    collect("adam.m", adam.m);
-    collect("adam.v", adam.v);
-    if (ema) collect("ema", ema.averages);
+    for (const { prefix, net, adam, ema } of parts) {
+      const collect = (group: string, targets: Tensor[]) => {
+        net.namedParameters().forEach(([name], i) => {
+          const key = `${prefix}${group}/${name}`;
+          const src = tensors.get(key);
+          const dst = targets[i]!;
+          if (!src) throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: missing tensor '${key}'`);
+          if (src.shape.join(",") !== dst.shape.join(","))
+            throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: '${key}' has shape ${JSON.stringify(src.shape)}, the model needs ${JSON.stringify(dst.shape)}`);
+          pairs.push([dst, src]);
+        });
+      };
+      collect("model", net.parameters());
+      collect("adam.m", adam.m);
+      collect("adam.v", adam.v);
+      if (ema) collect("ema", ema.averages);
+    }
     for (const [dst, src] of pairs) ops.copy(dst, src);
-    adam.stepCount = state.adamSteps;
-    if (ema) ema.updates = state.emaUpdates;
+    for (const { prefix, adam, ema } of parts) {
+      const c = counts(state, prefix);
+      adam.stepCount = c.adamSteps;
+      if (ema) ema.updates = c.emaUpdates;
+    }
     return state;
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
 }
 
-/** The counters from the metadata JSON; ERR_FORMAT (not a SyntaxError or a later TypeError) when it is damaged. */
-function parseState(path: string, raw: string): TrainState {
-  let state: TrainState;
+/** Writes model, EMA and Adam state plus the counters, atomically. */
+export async function saveCheckpoint(dir: string, net: Network, adam: Adam, ema: EMA | null, state: TrainState): Promise<void> {
+  await writeCheckpoint(dir, [{ prefix: "", net, adam, ema }], META_STATE, state);
+}
+
+/** Reads a checkpoint into the run's objects (shapes checked by name) and returns its counters. */
+export async function loadCheckpoint(
+  dir: string, net: Network, adam: Adam, ema: EMA | null, check?: (state: TrainState) => void,
+): Promise<TrainState> {
+  return readCheckpoint(dir, [{ prefix: "", net, adam, ema }], META_STATE, parseState, (s) => s, check);
+}
+
+/** A run's state from the metadata JSON, checked by `valid`; ERR_FORMAT (not a SyntaxError or a later TypeError)
+ * when it is damaged. `what` names the kind of run in the message. */
+export function parseCheckpointState<S>(path: string, raw: string, what: string, valid: (state: S) => boolean): S {
+  let state: S;
   try {
-    state = JSON.parse(raw) as TrainState;
+    state = JSON.parse(raw) as S;
   } catch (err) {
-    throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: training state is not valid JSON (${(err as Error).message})`);
+    throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: ${what} state is not valid JSON (${(err as Error).message})`);
   }
-  const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
-  const stream = (g: unknown) => typeof g === "object" && g !== null && typeof (g as { seed: unknown }).seed === "string" && typeof (g as { offset: unknown }).offset === "string";
-  const ok = typeof state === "object" && state !== null && count(state.iteration) && count(state.adamSteps) && count(state.emaUpdates)
-    && count(state.images) && typeof state.loader === "object" && state.loader !== null && count(state.loader.epoch) && count(state.loader.index)
-    && stream(state.generator) && stream(state.dropout) && typeof state.fixed === "object" && state.fixed !== null;
-  if (!ok) throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: training state is incomplete or malformed`);
+  if (typeof state !== "object" || state === null || !valid(state)) throw new FastdiffError("ERR_FORMAT", `checkpoint ${path}: ${what} state is incomplete or malformed`);
   return state;
+}
+
+const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+/** A saved Generator state. */
+export const isStreamState = (g: unknown) =>
+  typeof g === "object" && g !== null && typeof (g as { seed: unknown }).seed === "string" && typeof (g as { offset: unknown }).offset === "string";
+
+function parseState(path: string, raw: string): TrainState {
+  return parseCheckpointState<TrainState>(path, raw, "training", (state) =>
+    count(state.iteration) && count(state.adamSteps) && count(state.emaUpdates) && count(state.images)
+    && typeof state.loader === "object" && state.loader !== null && count(state.loader.epoch) && count(state.loader.index)
+    && isStreamState(state.generator) && isStreamState(state.dropout) && typeof state.fixed === "object" && state.fixed !== null);
 }

@@ -127,7 +127,7 @@ export async function trainDenoiser(model: NetworkDenoiser, data: Dataset, optio
           throw argumentError(op, `cannot resume from ${options.checkpointDir}: ${changed.map((k) => `${k} was ${JSON.stringify(saved.fixed[k])}, now ${JSON.stringify(fixed[k as keyof typeof fixed])}`).join("; ")}`);
       });
       loader.position = { ...state.loader };
-      restoreGenerator(generator, state.generator);
+      generator.restore(state.generator);
       net.dropoutGenerator = Generator.fromState(state.dropout);
     }
     const startIteration = state.iteration;
@@ -239,7 +239,3 @@ function checkInt(op: string, v: number, name: string, min: number): number {
   return v;
 }
 
-function restoreGenerator(g: Generator, s: { seed: string; offset: string }): void {
-  if (String(g.seed) !== s.seed) throw argumentError("trainDenoiser", `checkpoint generator seed ${s.seed} does not match ${String(g.seed)}`);
-  g.offset = BigInt(s.offset);
-}

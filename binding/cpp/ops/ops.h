@@ -84,6 +84,12 @@ TensorPtr dropout(const TensorPtr& x, float p, uint64_t seed, uint64_t offset);
 enum class LossReduction { Mean, Sum, None };
 TensorPtr mse_loss(const TensorPtr& a, const TensorPtr& b, LossReduction reduction);
 
+// ---- distillation losses (distill.cc) ----
+// SiD's generator loss (METHODS.md §1(b)), fused: {per-sample loss [B], mask [B]} with
+// L_b = w_b·Σ[(1 − α)(r − f)² + (r − f)(f − x_g)], w_b = 1/max(mean|x_g − r|, 1e-5) detached; samples with a
+// non-finite value get L_b = 0, no gradient and mask_b = 0. Differentiable in r, f and x_g.
+std::vector<TensorPtr> sid_loss(const TensorPtr& r, const TensorPtr& f, const TensorPtr& xg, float alpha);
+
 // ---- stream-side checks (checks.cc): failures surface at the next sync ----
 void check_finite(const TensorPtr& x, const std::string& what);
 
