@@ -2,3 +2,4 @@
 export { Student, cloneNetwork, type StudentSchedule, type StudentInfo, type GenerateOptions } from "./student";
 export { distillMatching, type MatchingOptions, type MatchingProgress, type MatchingResult, type MatchingMethod } from "./matching";
 export { distillSiD, sidSigma, type SidOptions } from "./sid";
+export { distillDMD, dmdGradient, dmdLoss, type DmdOptions } from "./dmd";

@@ -97,6 +97,8 @@ export interface GeneratorStep {
   xg: Tensor;
   labels: number[] | null;
   generator: Generator;
+  /** G on other unit noise (on the tape): x0 = G(σ_init·z; σ_init, c). */
+  generate: (z: Tensor, labels: number[] | null) => Tensor;
 }
 
 const STATE_KEY = "fastdiff_distill_state";
@@ -207,9 +209,10 @@ export async function distillMatching(teacher: Denoiser, method: MatchingMethod,
       const step = scope(() => {
         G.train();
         const labels = labelsFor(o.batchSize);
-        const xg = gDen.denoise(ops.mul(ops.randn(shape, { generator }), method.sigmaInit), method.sigmaInit, { classLabels: labels });
+        const generate = (z: Tensor, c: number[] | null) => gDen.denoise(ops.mul(z, method.sigmaInit), method.sigmaInit, { classLabels: c });
+        const xg = generate(ops.randn(shape, { generator }), labels);
         adamG.zeroGrad();
-        const { loss, masked } = method.generatorLoss({ teacher, fake, xg, labels, generator });
+        const { loss, masked } = method.generatorLoss({ teacher, fake, xg, labels, generator, generate });
         loss.backward();
         return { loss, masked };
       });
