@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { UsageError } from "./cli/args";
 import { DEMO_HELP, demoCommand } from "./cli/demo";
+import { DISTILL_HELP, distillCommand } from "./cli/distill";
 import { EVAL_HELP, evalCommand } from "./cli/eval";
 import { SAMPLE_HELP, sampleCommand } from "./cli/sample";
 import { TRAIN_HELP, trainCommand } from "./cli/train";
@@ -17,6 +18,7 @@ const HELP = `fastdiff <command> [options]   (fastdiff <command> --help for its 
   tune-cache       Auto-FR: learn a feature-reuse plan under a speedup or quality budget → cache profile
   eval             metrics of saved samples against a reference set (FD, precision/recall, accuracy, MMD…)
   train            train a denoiser (model preset × dataset) with checkpoints and resume
+  distill          sid | dmd: a teacher into a one-step student (checkpoints, resume, FD curve)
   train-features   train the MNIST feature network used by eval
   doctor [--json]  CPU features, kernel ISA, threads, CUDA devices, memory
   build            compile the native addon from source (cmake-js; FASTDIFF_CUDA=auto|on|off)
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   eval: { help: EVAL_HELP, run: evalCommand },
   "tune-cache": { help: TUNE_CACHE_HELP, run: tuneCacheCommand },
   train: { help: TRAIN_HELP, run: trainCommand },
+  distill: { help: DISTILL_HELP, run: distillCommand },
   "train-features": { help: TRAIN_FEATURES_HELP, run: trainFeaturesCommand },
   doctor: { help: "fastdiff doctor [--json]", run: doctor },
   build: { help: "fastdiff build   (FASTDIFF_CUDA=auto|on|off)", run: build },

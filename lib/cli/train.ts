@@ -6,6 +6,7 @@ import { getNumThreads, setNumThreads } from "../device";
 import { writeFileAtomic } from "../io/atomic";
 import { MODEL_PRESETS, modelPreset } from "../train/presets";
 import { trainDenoiser } from "../train/train-denoiser";
+import { ABORTED, abortable } from "./abort";
 import { flagHelp, parseArgs, UsageError, type FlagSpec } from "./args";
 import { DATASET_HELP, openDataset } from "./data";
 import { Progress } from "./progress";
@@ -50,29 +51,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   log(`train ${a["model"]} (${model.network.kind}, ${(model.network.numParameters / 1e6).toFixed(2)} M parameters) on ${data.name} (${data.size} samples), ${iterations} iterations × ${a["batch"]}, ${getNumThreads()} threads`);
   const progress = new Progress({ task: "train", total: iterations, json });
   const started = Date.now();
-  // Ctrl-C / SIGTERM: stop between iterations, write the checkpoint, exit 130 (resume with --resume).
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  let result: Awaited<ReturnType<typeof trainDenoiser>>;
-  try {
-    result = await trainDenoiser(model, data, {
-      signal: stop.signal,
-    iterations, batchSize: a["batch"] as number, lr: a["lr"] as number, warmup: a["warmup"] as number,
+  const result = await abortable((signal) => trainDenoiser(model, data, {
+    signal, iterations, batchSize: a["batch"] as number, lr: a["lr"] as number, warmup: a["warmup"] as number,
     emaHalfLifeImages: a["ema-half-life"] as number, maxGradNorm: a["max-grad-norm"] as number, loss: a["loss"] as "edm" | "ddpm",
     seed, checkpointDir, checkpointEvery: a["checkpoint-every"] as number, resume: Boolean(a["resume"]),
     onProgress: (p) => progress.update(p.iteration, { loss: p.meanLoss, "img/s": p.imagesPerSecond, epoch: p.epoch }, p.imagesPerSecond / (a["batch"] as number)),
-    });
-  } catch (err) {
+  }));
+  if (result === ABORTED) {
     progress.finish();
-    if ((err as { code?: string }).code !== "ERR_ABORTED") throw err;
-    log(`stopped: ${(err as Error).message}; continue with --resume`);
+    log(`stopped at a checkpoint in ${checkpointDir}; continue with --resume`);
     if (json) process.stdout.write(`${JSON.stringify({ event: "aborted", task: "train", checkpointDir })}\n`);
     return 130;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
   }
   progress.finish();
   result.ema?.copyTo();

@@ -1,9 +1,10 @@
 // The command line end to end on tiny settings: exit codes, files written, one-line errors (never a stack
 // trace). Runs the built CLI (dist/cli.cjs, built by `npm test`'s pretest).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import * as fd from "../../lib";
 import { decodePng } from "../../lib/io/png";
 
 const root = resolve(__dirname, "../..");
@@ -117,6 +118,34 @@ describe("fastdiff CLI", () => {
     expect(run("sample", "--model", model, "--score-mixing").code).toBe(2);
     expect(run("tune-cache", "--model", model).code).toBe(2);
   });
+
+  it("distill sid: a one-step student with its FD, then Ctrl-C (SIGTERM) saves a checkpoint and exits 130", async () => {
+    const teacher = join(dir, "tiny");
+    const out = join(dir, "sid");
+    const r = run("distill", "sid", "--teacher", teacher, "--out", out, "--iterations", "2", "--batch", "2", "--eval-n", "20", "--json");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const done = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    expect(done).toMatchObject({ event: "done", task: "distill", method: "sid", iterations: 2 });
+    expect(done.evaluations).toHaveLength(1);
+    expect(Number.isFinite(done.evaluations[0].values.fd)).toBe(true);
+    const student = await fd.Student.load(out);
+    expect(student.steps).toBe(1);
+    student.dispose();
+    expect(run("distill", "--teacher", teacher, "--out", out).code).toBe(2);
+
+    const child = spawn(process.execPath, [cli, "distill", "sid", "--teacher", teacher, "--out", join(dir, "sid2"), "--iterations", "500", "--batch", "2", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let sent = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (!sent && chunk.toString().includes('"progress"')) {
+        sent = true;
+        child.kill("SIGTERM");
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(existsSync(join(dir, "sid2", "checkpoint", "checkpoint.safetensors"))).toBe(true);
+  }, 60_000);
 
   it("train on a toy 2-D set with the MLP preset", () => {
     const out = join(dir, "toy");
