@@ -33,7 +33,8 @@ const per = stamps.slice(warmup).map((t, i) => (t - stamps[warmup + i - 1]) / 10
 const ours = { impl: "fastdiff", threads, batch, iterations, secondsPerIteration: per[Math.floor(per.length / 2)] };
 
 const py = spawnSync("/usr/bin/python3", [path.join(here, "sid_torch.py"), teacherPath, "--batch", String(batch), "--iterations", String(iterations),
-  "--warmup", String(warmup), "--threads", String(threads)], { encoding: "utf8" });
+  "--warmup", String(warmup), "--threads", String(threads)],
+  { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) } });
 if (py.status !== 0) throw new Error(`sid_torch.py failed: ${py.stderr}`);
 const torch = JSON.parse(py.stdout.trim().split("\n").at(-1));
 
