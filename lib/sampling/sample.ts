@@ -5,7 +5,7 @@
 // step i it awaits step i − 1's result (an off-thread read of one element), then reports progress for it and
 // checks the abort signal. So the event loop is free while the network runs, JS overhead overlaps compute, and
 // memory stays bounded (two steps' tensors at most).
-import type { DenoiseOptions, Denoiser } from "../models/denoiser";
+import type { Denoiser } from "../models/denoiser";
 import { FeatureCache } from "../models/feature-cache";
 import { NetworkDenoiser, type NetworkDenoiseOptions } from "../models/network-denoiser";
 import { flopsIssued } from "../device";
