@@ -6,7 +6,7 @@
 // checks the abort signal. So the event loop is free while the network runs, JS overhead overlaps compute, and
 // memory stays bounded (two steps' tensors at most).
 import type { Denoiser } from "../models/denoiser";
-import { FeatureCache } from "../models/feature-cache";
+import { FeatureCache, type ReusePlan } from "../models/feature-cache";
 import { NetworkDenoiser, type NetworkDenoiseOptions } from "../models/network-denoiser";
 import { flopsIssued } from "../device";
 import { checkProfile, isCacheProfile, profilePlan, type CacheProfile } from "./cache-profile";
@@ -17,7 +17,6 @@ import { scope } from "../memory";
 import * as ops from "../ops";
 import { Generator, type Seed } from "../random";
 import type { Tensor } from "../tensor";
-import type { ReusePlan } from "../models/feature-cache";
 import { karrasSigmas, type Schedule } from "./schedules";
 import { createSolver, validateSolverOptions, type DenoiseFn, type SolverName, type SolverOptions } from "./solvers";
 
