@@ -2,6 +2,8 @@
 // measures, seeded host random numbers and a directional finite-difference check.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as v8 from "node:v8";
+import * as vm from "node:vm";
 import * as fd from "../lib";
 
 export interface Loaded {
@@ -229,4 +231,25 @@ export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
     return (e as fd.FastdiffError).code;
   }
   return undefined;
+}
+
+v8.setFlagsFromString("--expose-gc");
+const collectGarbage = vm.runInNewContext("gc") as () => void;
+
+/** Live tensor handles and bytes once the deferred finalizers of garbage handles have run: collect and yield
+ * until the count holds still for three rounds (a loaded machine can run finalizers several turns late).
+ * A real leak keeps its handles reachable, so it still shows. */
+export async function settledMemory(): Promise<{ live: number; bytes: number }> {
+  fd.synchronize();
+  let last = { live: -1, bytes: -1 };
+  let still = 0;
+  for (let round = 0; round < 100 && still < 3; ++round) {
+    collectGarbage();
+    await new Promise((r) => setTimeout(r, 2));
+    const m = fd.memory();
+    const now = { live: m.liveTensors, bytes: m.bytes };
+    still = now.live === last.live && now.bytes === last.bytes ? still + 1 : 0;
+    last = now;
+  }
+  return last;
 }

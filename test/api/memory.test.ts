@@ -1,11 +1,7 @@
 // Memory is owned: dispose, scope, the GC backstop, and a 10,000-iteration
 // training loop at constant live-tensor count and stable RSS.
 import * as fd from "../../lib";
-import * as v8 from "node:v8";
-import * as vm from "node:vm";
-
-v8.setFlagsFromString("--expose-gc");
-const collectGarbage = vm.runInNewContext("gc") as () => void;
+import { settledMemory } from "../helpers";
 
 test("scope frees what it created except the returned tensors", () => {
   const before = fd.memory().liveTensors;
@@ -100,14 +96,7 @@ test("10,000 iterations of forward/backward/Adam run at constant memory", async 
   probe.dispose();
   // Count only what is reachable: handles other tests dropped (left to the GC backstop) must not be
   // finalized halfway through and look like a change. Collect, let the finalizers run, then count.
-  const sample = async () => {
-    fd.synchronize();
-    for (let k = 0; k < 3; ++k) {
-      collectGarbage();
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    return { live: fd.memory().liveTensors, bytes: fd.memory().bytes, rss: process.memoryUsage().rss };
-  };
+  const sample = async () => ({ ...(await settledMemory()), rss: process.memoryUsage().rss });
   // Like a real loop, read the loss now and then: that turn of the event loop is also
   // when Node runs the deferred finalizers of collected handles.
   const run = async (iterations: number, check: (i: number) => Promise<void>) => {

@@ -1,26 +1,11 @@
-// Shared helpers for the training tests: tiny models and datasets, async error checks, garbage collection
-// before memory counts, temporary checkpoint folders.
+// Shared helpers for the training tests: tiny models and datasets, async error checks, temporary checkpoint
+// folders (memory counts: settledMemory in ../helpers, re-exported).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as v8 from "node:v8";
-import * as vm from "node:vm";
 import * as fd from "../../lib";
 import { ArrayDataset } from "../../lib/data";
-
-v8.setFlagsFromString("--expose-gc");
-const gc = vm.runInNewContext("gc") as () => void;
-
-/** Collects garbage and lets the deferred finalizers run (as test/api/memory.test.ts does), then counts. */
-export async function settledMemory(): Promise<{ live: number; bytes: number }> {
-  fd.synchronize();
-  for (let k = 0; k < 3; ++k) {
-    gc();
-    await new Promise((r) => setTimeout(r, 0));
-  }
-  const m = fd.memory();
-  return { live: m.liveTensors, bytes: m.bytes };
-}
+export { settledMemory } from "../helpers";
 
 /** `p` rejects with a FastdiffError of `code` whose message matches `pattern`; returns the error. */
 export async function expectRejectCode(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<fd.FastdiffError> {
