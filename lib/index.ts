@@ -29,6 +29,7 @@ export * from "./distill";
 // Data: MNIST, image folders, toy 2-D sets with exact denoisers; seeded batching; PNG grids.
 export * from "./data";
 export { encodePng, decodePng, imageGrid, saveImageGrid, saveImageGridSync, tensorToImages, scatterPlot, type RawImage } from "./io/png";
+export { linePlot, niceTicks, type PlotSeries, type LinePlotOptions } from "./io/plot";
 
 // Evaluation: FD / precision / recall on the shipped MNIST feature network, toy-data distances.
 export {

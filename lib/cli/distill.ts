@@ -10,6 +10,8 @@ import { distillSiD } from "../distill/sid";
 import type { Student } from "../distill/student";
 import { evaluate } from "../eval/evaluate";
 import { writeFileAtomic } from "../io/atomic";
+import { linePlot } from "../io/plot";
+import { encodePng } from "../io/png";
 import type { Tensor } from "../tensor";
 import { ABORTED, abortable } from "./abort";
 import { flagHelp, parseArgs, UsageError, type FlagSpec } from "./args";
@@ -40,6 +42,13 @@ export const DISTILL_FLAGS: Record<string, FlagSpec> = {
   json: { type: "bool", help: "progress as JSON lines on stdout" },
 };
 export const DISTILL_HELP = `fastdiff distill sid|dmd --out <dir> [options]\n\n${flagHelp(DISTILL_FLAGS)}`;
+
+/** FD of the EMA generator against the iteration, as a PNG line plot. */
+async function writeFdCurve(file: string, evaluations: { iteration: number; values: Record<string, number> }[], title: string): Promise<void> {
+  const points = evaluations.filter((e) => e.values["fd"] !== undefined).map((e) => [e.iteration, e.values["fd"]!] as const);
+  const img = linePlot([{ points, color: [200, 30, 30], label: "one-step student" }], { title: `FD during distillation (${title})`, xLabel: "iteration", yLabel: "FD" });
+  await writeFileAtomic(file, encodePng(img.data, img.width, img.height, img.channels));
+}
 
 export async function distillCommand(argv: string[]): Promise<number> {
   const a = parseArgs("distill", argv, DISTILL_FLAGS);
@@ -103,6 +112,7 @@ export async function distillCommand(argv: string[]): Promise<number> {
     secondsThisRun: result.seconds, threads: getNumThreads(), evaluations: result.evaluations, date: new Date(started).toISOString(),
   };
   await writeFileAtomic(join(out, "distill.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  if (result.evaluations.length >= 2) await writeFdCurve(join(out, "fd-curve.png"), result.evaluations, `${method.toUpperCase()}, ${teacher.network.kind}`);
   const last = result.evaluations.at(-1)?.values;
   log(`saved the one-step student to ${out}${last ? ` (FD ${last["fd"]?.toFixed(2)}${last["accuracy"] !== undefined ? `, accuracy ${(100 * last["accuracy"]).toFixed(1)}%` : ""})` : ""}`);
   if (json) process.stdout.write(`${JSON.stringify({ event: "done", task: "distill", out, ...summary })}\n`);

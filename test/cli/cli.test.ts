@@ -122,13 +122,15 @@ describe("fastdiff CLI", () => {
   it("distill sid: a one-step student with its FD, then Ctrl-C (SIGTERM) saves a checkpoint and exits 130", async () => {
     const teacher = join(dir, "tiny");
     const out = join(dir, "sid");
-    const r = run("distill", "sid", "--teacher", teacher, "--out", out, "--iterations", "2", "--batch", "2", "--eval-n", "20", "--json");
+    const r = run("distill", "sid", "--teacher", teacher, "--out", out, "--iterations", "2", "--batch", "2", "--eval-n", "20", "--eval-every", "1", "--json");
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const done = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
     expect(done).toMatchObject({ event: "done", task: "distill", method: "sid", iterations: 2 });
-    expect(done.evaluations).toHaveLength(1);
-    expect(Number.isFinite(done.evaluations[0].values.fd)).toBe(true);
+    expect(done.evaluations.map((e: { iteration: number }) => e.iteration)).toEqual([1, 2]);
+    expect(done.evaluations.every((e: { values: { fd: number } }) => Number.isFinite(e.values.fd))).toBe(true);
+    const curve = decodePng(readFileSync(join(out, "fd-curve.png")));
+    expect([curve.width, curve.height, curve.channels]).toEqual([640, 400, 3]);
     const student = await fd.Student.load(out);
     expect(student.steps).toBe(1);
     student.dispose();
