@@ -1,12 +1,14 @@
 // `fastdiff sample`: images from a model as a PNG grid (and optionally the raw samples for `fastdiff eval`).
 import { writeFileAtomic } from "../io/atomic";
 import { encodePng, saveImageGrid, scatterPlot } from "../io/png";
-import { setNumThreads } from "../device";
+import { flopsIssued, setNumThreads } from "../device";
+import { Student } from "../distill/student";
 import { loadCacheProfile, type CacheProfile } from "../sampling/cache-profile";
 import type { FeatureReuseOptions } from "../sampling/feature-reuse";
 import { SOLVERS, type SolverName } from "../sampling/solvers";
 import { flagHelp, parseArgs, UsageError, type FlagSpec } from "./args";
-import { generate, openModel, saveSamples } from "./generate";
+import type { Tensor } from "../tensor";
+import { generate, modelPath, openModel, saveSamples } from "./generate";
 import { Progress } from "./progress";
 
 export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
@@ -52,41 +54,84 @@ export async function featureReuseArgs(a: Record<string, unknown>): Promise<Feat
   return { interval, scoreMixing: Boolean(a["score-mixing"]), mode: a["deepcache"] ? "deepcache" : "frdiff" };
 }
 
+/** Samples drawn by a model or a student, with what they cost. */
+interface Drawn {
+  samples: Tensor;
+  labels: Int32Array | null;
+  numClasses: number;
+  nfePerSample: number;
+  flops: number;
+  seconds: number;
+}
+
+/** A distilled student: its own few-step generation (no solver, no guidance, no feature reuse). */
+async function drawFromStudent(path: string, a: Record<string, unknown>, cls: number | "all" | undefined): Promise<Drawn> {
+  if (a["interval"] !== undefined || a["cache-profile"] !== undefined) throw new UsageError("sample: a distilled student has no feature reuse (drop --interval / --cache-profile)");
+  if (a["guidance"] !== 1) throw new UsageError("sample: a distilled student samples without guidance (drop --guidance)");
+  const student = await Student.load(path);
+  try {
+    const n = a["n"] as number;
+    const k = student.denoiser.numClasses;
+    if (k === 0 && typeof cls === "number") throw new UsageError("sample: this student is unconditional: drop --class");
+    if (typeof cls === "number" && cls >= k) throw new UsageError(`sample: --class must be below ${k}, got ${cls}`);
+    const labels = k === 0 ? null : Int32Array.from({ length: n }, (_, i) => (typeof cls === "number" ? cls : i % k));
+    const flops0 = flopsIssued();
+    const started = performance.now();
+    const samples = await student.generate(n, { seed: a["seed"] as number, classLabels: labels, batch: a["batch"] as number });
+    return { samples, labels, numClasses: k, nfePerSample: student.steps, flops: flopsIssued() - flops0, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    student.dispose();
+  }
+}
+
+async function drawFromModel(spec: string, a: Record<string, unknown>, cls: number | "all" | undefined, json: boolean): Promise<Drawn> {
+  const featureReuse = await featureReuseArgs(a);
+  const model = await openModel(spec);
+  try {
+    const progress = new Progress({ task: "sample", total: 0, unit: "step", json });
+    const r = await generate(model, {
+      n: a["n"] as number, steps: a["steps"] as number, solver: a["solver"] as SolverName, classes: cls ?? (model.numClasses > 0 ? "all" : null),
+      guidance: a["guidance"] as number, seed: a["seed"] as number, batch: a["batch"] as number, featureReuse,
+      onStep: (done, total, nfe) => progress.update(done, { nfe }, undefined, total),
+    });
+    progress.finish();
+    return { ...r, numClasses: model.numClasses, nfePerSample: r.nfe / Math.ceil((a["n"] as number) / (a["batch"] as number)) };
+  } finally {
+    model.network.dispose();
+  }
+}
+
 export async function sampleCommand(argv: string[]): Promise<number> {
   const a = parseArgs("sample", argv, SAMPLE_FLAGS);
   if (a._.length > 0) throw new UsageError(`sample: unexpected argument '${a._[0]}'`);
   if (a["threads"] !== undefined) setNumThreads(a["threads"] as number);
   const json = Boolean(a["json"]);
   const cls = parseClass(a["class"] as string | undefined);
-  const featureReuse = await featureReuseArgs(a);
-  const model = await openModel(a["model"] as string);
+  const spec = a["model"] as string;
+  const student = Student.isStudent(modelPath(spec));
+  const result = student ? await drawFromStudent(modelPath(spec), a, cls) : await drawFromModel(spec, a, cls, json);
   const n = a["n"] as number;
-  const progress = new Progress({ task: "sample", total: 0, unit: "step", json });
-  const result = await generate(model, {
-    n, steps: a["steps"] as number, solver: a["solver"] as SolverName, classes: cls ?? (model.numClasses > 0 ? "all" : null),
-    guidance: a["guidance"] as number, seed: a["seed"] as number, batch: a["batch"] as number, featureReuse,
-    onStep: (done, total, nfe) => progress.update(done, { nfe }, undefined, total),
-  });
-  progress.finish();
-  const out = a["out"] as string;
-  const nrow = (a["nrow"] as number | undefined) ?? (model.numClasses > 0 && cls === undefined ? model.numClasses : Math.ceil(Math.sqrt(n)));
-  if (result.samples.rank === 4) await saveImageGrid(result.samples, out, { nrow });
-  else if (result.samples.shape[1] === 2) {
-    const plot = scatterPlot(result.samples);
-    await writeFileAtomic(out, encodePng(plot.data, plot.width, plot.height, 1));
-  } else throw new UsageError(`sample: a PNG needs images or 2-D points; these samples are ${JSON.stringify(result.samples.shape)} (use --save)`);
-  const save = a["save"] as string | undefined;
-  if (save) await saveSamples(save, result.samples, result.labels, { model: a["model"] as string, solver: a["solver"] as string, steps: String(a["steps"]) });
-  const summary = {
-    n, nfe: result.nfe, nfePerSample: result.nfe / Math.ceil(n / (a["batch"] as number)), gflopsPerSample: result.flops / n / 1e9,
-    seconds: result.seconds, grid: out, samples: save ?? null,
-  };
-  if (json) process.stdout.write(`${JSON.stringify({ event: "done", task: "sample", ...summary })}\n`);
-  else {
-    const each = `${summary.nfePerSample} network evaluations, ${summary.gflopsPerSample.toFixed(2)} GFLOP each`;
-    console.log(`${n} samples (${each}) in ${result.seconds.toFixed(1)} s → ${out}${save ? ` and ${save}` : ""}`);
+  try {
+    const out = a["out"] as string;
+    const nrow = (a["nrow"] as number | undefined) ?? (result.numClasses > 0 && cls === undefined ? result.numClasses : Math.ceil(Math.sqrt(n)));
+    if (result.samples.rank === 4) await saveImageGrid(result.samples, out, { nrow });
+    else if (result.samples.shape[1] === 2) {
+      const plot = scatterPlot(result.samples);
+      await writeFileAtomic(out, encodePng(plot.data, plot.width, plot.height, 1));
+    } else throw new UsageError(`sample: a PNG needs images or 2-D points; these samples are ${JSON.stringify(result.samples.shape)} (use --save)`);
+    const save = a["save"] as string | undefined;
+    const how: Record<string, string> = student ? { student: "one network evaluation per step" } : { solver: a["solver"] as string, steps: String(a["steps"]) };
+    if (save) await saveSamples(save, result.samples, result.labels, { model: spec, ...how });
+    const summary = {
+      n, nfePerSample: result.nfePerSample, gflopsPerSample: result.flops / n / 1e9, seconds: result.seconds, grid: out, samples: save ?? null, student,
+    };
+    if (json) process.stdout.write(`${JSON.stringify({ event: "done", task: "sample", ...summary })}\n`);
+    else {
+      const each = `${summary.nfePerSample} network evaluation${summary.nfePerSample === 1 ? "" : "s"}${student ? " (distilled student)" : ""}, ${summary.gflopsPerSample.toFixed(2)} GFLOP each`;
+      console.log(`${n} samples (${each}) in ${result.seconds.toFixed(1)} s → ${out}${save ? ` and ${save}` : ""}`);
+    }
+    return 0;
+  } finally {
+    result.samples.dispose();
   }
-  result.samples.dispose();
-  model.network.dispose();
-  return 0;
 }

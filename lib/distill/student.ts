@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { noGrad } from "../autograd";
 import { argumentError, FastdiffError } from "../errors";
 import { writeFileAtomic } from "../io/atomic";
+import { readSafetensorsSync } from "../io/safetensors";
 import { leaveScopes, scope } from "../memory";
 import { buildNetwork, readNetworkFiles, type SaveOptions } from "../models/format";
 import { Network, networkClass } from "../models/network";
@@ -134,6 +135,19 @@ export class Student {
     const scheduler = toSchedulerConfig(this.denoiser.parameterization);
     await this.network.save(target, { ...options, scheduler, metadata: { [STUDENT_META]: meta } });
     if (!isSingleFile(target, options.format)) await writeFileAtomic(path.join(target, STUDENT_FILE), meta + "\n");
+  }
+
+  /** Whether `source` holds a student (a folder with student.json, or a single file with the student metadata). */
+  static isStudent(source: string): boolean {
+    if (fs.existsSync(path.join(source, STUDENT_FILE))) return true;
+    if (!source.endsWith(".safetensors") || !fs.existsSync(source)) return false;
+    try {
+      const { tensors, metadata } = readSafetensorsSync(source);
+      for (const t of tensors.values()) t.dispose();
+      return metadata[STUDENT_META] !== undefined;
+    } catch {
+      return false; // unreadable: the network loader that follows names the problem
+    }
   }
 
   static async load(source: string): Promise<Student> {

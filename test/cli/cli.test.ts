@@ -134,6 +134,15 @@ describe("fastdiff CLI", () => {
     const student = await fd.Student.load(out);
     expect(student.steps).toBe(1);
     student.dispose();
+    // `sample` recognizes a student: its own one-step generation, no solver.
+    const s = run("sample", "--model", out, "--n", "6", "--out", join(dir, "student.png"), "--save", join(dir, "student.safetensors"), "--json");
+    expect(s.code).toBe(0);
+    expect(JSON.parse(s.stdout.trim().split("\n").at(-1)!)).toMatchObject({ event: "done", task: "sample", n: 6, nfePerSample: 1, student: true });
+    const scored = run("eval", "--samples", join(dir, "student.safetensors"), "--reference", "mnist-test", "--metrics", "fd,accuracy", "--json");
+    expect(scored.code).toBe(0);
+    expect(JSON.parse(scored.stdout)).toMatchObject({ n: 6, fd: expect.any(Number), accuracy: expect.any(Number) });
+    expect(run("sample", "--model", out, "--guidance", "2").stderr).toMatch(/without guidance/);
+    expect(run("sample", "--model", out, "--interval", "2").stderr).toMatch(/no feature reuse/);
     expect(run("distill", "--teacher", teacher, "--out", out).code).toBe(2);
 
     const child = spawn(process.execPath, [cli, "distill", "sid", "--teacher", teacher, "--out", join(dir, "sid2"), "--iterations", "500", "--batch", "2", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
