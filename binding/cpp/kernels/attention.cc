@@ -13,33 +13,15 @@
 #include "core/threadpool.h"
 #include "kernels/attention.h"
 #include "kernels/attention_impl.h"
+#include "kernels/scratch.h"
 
 namespace fd::kernels {
 namespace {
 
-struct ScratchBuf {
-  float* p = nullptr;
-  size_t cap = 0;  // floats
-  ~ScratchBuf() { std::free(p); }
-};
-
 thread_local ScratchBuf tls_scratch;
 
 // Never throws (runs inside worker threads); returns null if allocation fails.
-float* thread_scratch(size_t floats) {
-  ScratchBuf& b = tls_scratch;
-  if (b.cap < floats) {
-    std::free(b.p);
-    b.p = nullptr;
-    b.cap = 0;
-    const size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64;
-    void* mem = std::aligned_alloc(64, bytes);
-    if (!mem) return nullptr;
-    b.p = static_cast<float*>(mem);
-    b.cap = floats;
-  }
-  return b.p;
-}
+float* thread_scratch(size_t floats) { return tls_scratch.get(floats); }
 
 // Splits [0, ntasks) statically over the pool (chunk bounds depend only on ntasks
 // and the thread count) and calls body(begin, end, scratch) per chunk.

@@ -11,43 +11,17 @@
 #include <cstring>
 #include <functional>
 
-#include <sys/mman.h>
-
 #include "core/cpu.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_impl.h"
+#include "kernels/scratch.h"
 
 namespace fd::kernels {
 namespace impl {
 namespace {
 
-constexpr size_t kHuge = size_t(2) << 20;
-
-struct AlignedBuf {
-  float* p = nullptr;
-  size_t cap = 0;  // floats
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64 + 256;
-      if (bytes >= kHuge) {  // 2 MiB aligned and rounded: backed by huge pages where THP allows
-        bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-        p = static_cast<float*>(std::aligned_alloc(kHuge, bytes));
-#ifdef MADV_HUGEPAGE
-        if (p) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure changes nothing
-#endif
-      } else {
-        p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      }
-      cap = p ? n : 0;
-    }
-    return p;
-  }
-  ~AlignedBuf() { std::free(p); }
-};
-
-thread_local AlignedBuf tl_a, tl_b;
+thread_local ScratchBuf tl_a, tl_b;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
