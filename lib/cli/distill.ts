@@ -30,6 +30,7 @@ export const DISTILL_FLAGS: Record<string, FlagSpec> = {
   "sigma-init": { type: "number", help: "σ the generator runs at [SiD 2.5, DMD 80]", min: 0 },
   "fake-updates": { type: "int", help: "fake-network steps per generator step [SiD 1, DMD 5]", min: 1 },
   "ema-half-life": { type: "number", help: "EMA half-life in images", min: 0, default: 500000 },
+  "ema-ramp": { type: "number", help: "EMA ramp: the half-life is at most this fraction of the images seen (0: off)", min: 0, default: 0.05 },
   seed: { type: "int", help: "seed", min: 0, default: 0 },
   "eval-every": { type: "int", help: "score the EMA generator every N iterations (0: only at the end)", min: 0, default: 0 },
   "eval-n": { type: "int", help: "samples per score", min: 2, default: 1000 },
@@ -80,7 +81,7 @@ export async function distillCommand(argv: string[]): Promise<number> {
   };
   const options: MatchingOptions = {
     iterations, batchSize: a["batch"] as number, lr: a["lr"] as number | undefined, lrFake: a["lr-fake"] as number | undefined,
-    fakeUpdates: a["fake-updates"] as number | undefined, emaHalfLifeImages: a["ema-half-life"] as number, seed: a["seed"] as number,
+    fakeUpdates: a["fake-updates"] as number | undefined, emaHalfLifeImages: a["ema-half-life"] as number, emaRampUp: a["ema-ramp"] as number, seed: a["seed"] as number,
     checkpointDir, checkpointEvery: a["checkpoint-every"] as number, resume: Boolean(a["resume"]),
     evaluate: { every: evalEvery > 0 ? evalEvery : iterations, run: score },
   };
