@@ -47,6 +47,16 @@ test("the README denoiser and sampler tour runs", async () => {
   }
 }, 60_000);
 
+test("the README distillation tour runs", async () => {
+  try {
+    const lines = await runBlock("### Distillation: one-step students");
+    expect(lines[0]).toBe("1 6,1,8,8 2,4");
+    expect(lines[1]).toBe("sid 4");
+  } finally {
+    fs.rmSync(path.join(os.tmpdir(), `fastdiff-readme-sid-${process.pid}`), { recursive: true, force: true });
+  }
+}, 60_000);
+
 test("the README data, training and evaluation tour runs", async () => {
   try {
     const lines = await runBlock("### Data, training, evaluation");
