@@ -67,10 +67,14 @@ const studentSeconds = (performance.now() - t0) / 1000;
 // The curve: distill.json's evaluations (the CLI writes them), else the student's own record.
 const distillFile = path.join(studentDir, "distill.json");
 const evaluations = fs.existsSync(distillFile) ? JSON.parse(fs.readFileSync(distillFile, "utf8")).evaluations : [];
-const points = evaluations.filter((e) => e.values.fd !== undefined).map((e) => [e.iteration, e.values.fd]);
-if (points.length >= 2) {
+// Iteration 0: the teacher's own weights as a one-step generator (the distillation's starting point).
+const start = fd.Student.fromTeacher(teacher, student.schedule, { method: "none" });
+const start1000 = await score(await start.generate(1000, { seed: 12345, classLabels: balanced(1000) }), 1000, ["fd", "accuracy"]);
+start.dispose();
+const points = [[0, start1000.fd], ...evaluations.filter((e) => e.values.fd !== undefined).map((e) => [e.iteration, e.values.fd])];
+{
   const img = fd.linePlot([{ points, color: [200, 30, 30], label: "one-step SiD student (EMA)" }], {
-    title: "FD during SiD distillation, 1,000 samples", xLabel: "iteration (batch 32)", yLabel: "FD",
+    title: "FD during SiD distillation, 1,000 samples", xLabel: "iteration (batch 32)", yLabel: "FD (log scale)", logY: true,
     references: [{ y: teacher1000.fd, color: [30, 60, 220], label: "teacher, 35 NFE" }],
   });
   await fd.writeFileAtomic(path.join(studentDir, "fd-curve.png"), fd.encodePng(img.data, img.width, img.height, 3));

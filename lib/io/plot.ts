@@ -22,6 +22,8 @@ export interface LinePlotOptions {
   references?: { y: number; color: Rgb; label?: string }[];
   /** y axis starts at 0 (default) or fits the data. */
   yFromZero?: boolean;
+  /** Logarithmic y axis (values must be > 0), ticks at 1, 2, 5 × 10^k: for curves spanning decades. */
+  logY?: boolean;
 }
 
 // 3×5 glyphs, rows top to bottom, 3 bits each (left = 4). Lower case draws as upper case.
@@ -100,6 +102,16 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
+/** Ticks at 1, 2, 5 × 10^k spanning [lo, hi] (lo > 0), one below and one above included. */
+export function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); ++e) for (const m of [1, 2, 5]) ticks.push(m * 10 ** e);
+  let first = 0;
+  while (first + 1 < ticks.length && ticks[first + 1]! <= lo * (1 + 1e-9)) ++first;
+  const last = ticks.findIndex((t) => t >= hi * (1 - 1e-9));
+  return ticks.slice(first, last < 0 ? ticks.length : last + 1);
+}
+
 function formatTick(v: number, step: number): string {
   const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   return Math.abs(v) >= 10_000 && decimals === 0 ? `${v / 1000}K` : v.toFixed(decimals);
@@ -120,13 +132,16 @@ export function linePlot(series: readonly PlotSeries[], options: LinePlotOptions
   const xs = points.map((p) => p[0]);
   const ys = [...points.map((p) => p[1]), ...refs.map((r) => r.y)];
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [options.yFromZero === false ? Math.min(...ys) : Math.min(0, ...ys), Math.max(...ys)];
+  const logY = options.logY ?? false;
+  if (logY && ys.some((y) => !(y > 0))) throw argumentError(op, "logY needs every y value (and reference) > 0");
+  let [y0, y1] = [options.yFromZero === false || logY ? Math.min(...ys) : Math.min(0, ...ys), Math.max(...ys)];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y1 === y0) [y0, y1] = [y0 - 1, y1 + 1];
-  const yTicks = niceTicks(y0, y1);
+  if (y1 === y0) [y0, y1] = logY ? [y0 / 2, y1 * 2] : [y0 - 1, y1 + 1];
+  const yTicks = logY ? logTicks(y0, y1) : niceTicks(y0, y1);
   const xTicks = niceTicks(x0, x1, 6);
   y1 = Math.max(y1, yTicks.at(-1)!);
   y0 = Math.min(y0, yTicks[0]!);
+  const ty = (y: number) => (logY ? Math.log10(y) : y);
 
   const c = new Canvas(width, height);
   const left = 16 + CHAR_H + 6 * CHAR_W;
@@ -134,13 +149,13 @@ export function linePlot(series: readonly PlotSeries[], options: LinePlotOptions
   const top = options.title ? 16 + CHAR_H + 12 : 16;
   const bottom = height - (16 + 2 * CHAR_H + 12);
   const px = (x: number) => left + ((x - x0) / (x1 - x0)) * (right - left);
-  const py = (y: number) => bottom - ((y - y0) / (y1 - y0)) * (bottom - top);
+  const py = (y: number) => bottom - ((ty(y) - ty(y0)) / (ty(y1) - ty(y0))) * (bottom - top);
 
   const yStep = yTicks.length > 1 ? yTicks[1]! - yTicks[0]! : 1;
   const xStep = xTicks.length > 1 ? xTicks[1]! - xTicks[0]! : 1;
   for (const t of yTicks) {
     c.line(left, py(t), right, py(t), GRAY);
-    c.text(formatTick(t, yStep), left - 6, py(t) - CHAR_H / 2, BLACK, "right");
+    c.text(formatTick(t, logY ? t : yStep), left - 6, py(t) - CHAR_H / 2, BLACK, "right");
   }
   for (const t of xTicks) {
     c.line(px(t), bottom, px(t), bottom + 4, BLACK);

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { linePlot, niceTicks, type Rgb } from "../../lib/io/plot";
+import { linePlot, logTicks, niceTicks, type Rgb } from "../../lib/io/plot";
 import { decodePng, encodePng } from "../../lib/io/png";
 import { expectCode } from "../helpers";
 
@@ -15,6 +15,12 @@ test("niceTicks: steps of 1, 2 or 5 × 10^k covering the range", () => {
   expect(t[1]! - t[0]!).toBeCloseTo(0.1, 12);
   expect(t.at(-1)).toBeCloseTo(0.3, 12);
   expect(niceTicks(2, 2)).toEqual([2]);
+});
+
+test("logTicks: 1, 2, 5 × 10^k from the one at or below the low end to the one at or above the high end", () => {
+  expect(logTicks(4.1, 95)).toEqual([2, 5, 10, 20, 50, 100]);
+  expect(logTicks(1, 10)).toEqual([1, 2, 5, 10]);
+  expect(logTicks(0.03, 0.07).map((v) => +v.toPrecision(3))).toEqual([0.02, 0.05, 0.1]);
 });
 
 const RED: Rgb = [220, 30, 30];
@@ -66,6 +72,19 @@ test("linePlot draws each series' line and markers, the dashed reference and a l
   fs.writeFileSync(file, encodePng(img.data, img.width, img.height, 3));
   expect(Buffer.from(decodePng(fs.readFileSync(file)).data).equals(Buffer.from(img.data))).toBe(true);
   fs.rmSync(path.dirname(file), { recursive: true });
+});
+
+test("linePlot with logY: equal ratios are equal heights", () => {
+  const img = linePlot([{ points: [[0, 100], [1, 10], [2, 1]], color: RED }], { logY: true, width: 300, height: 200 });
+  const rowAt = (x: number) => {
+    for (let y = 0; y < img.height; ++y) if (img.data[(y * img.width + x) * 3] === RED[0] && img.data[(y * img.width + x) * 3 + 1] === RED[1]) return y + 2; // marker centre
+    return -1;
+  };
+  const left = 16 + 10 + 48;
+  const right = img.width - 16;
+  const [a, b, c] = [rowAt(left), rowAt(Math.round((left + right) / 2)), rowAt(right - 1)];
+  expect(Math.abs((b - a) - (c - b))).toBeLessThanOrEqual(2);
+  expectCode(() => linePlot([{ points: [[0, 0]], color: RED }], { logY: true }), "ERR_ARGUMENT", /logY/);
 });
 
 test("linePlot: no finite points or a tiny canvas is ERR_ARGUMENT", () => {
