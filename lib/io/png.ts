@@ -124,6 +124,24 @@ export function imageGrid(x: Tensor, options: GridOptions = {}): RawImage {
   return { data, width, height, channels: C };
 }
 
+/** Images of equal height and channels placed left to right with `gap` columns of `gapByte` between them. */
+export function sideBySide(images: readonly RawImage[], gap = 8, gapByte = 255): RawImage {
+  const op = "sideBySide";
+  if (images.length === 0) throw argumentError(op, "no images");
+  const { height, channels } = images[0]!;
+  if (images.some((m) => m.height !== height || m.channels !== channels)) {
+    throw argumentError(op, `images differ in height or channels: ${images.map((m) => `${m.width}×${m.height}×${m.channels}`).join(", ")}`);
+  }
+  const width = images.reduce((w, m) => w + m.width, 0) + gap * (images.length - 1);
+  const data = new Uint8Array(width * height * channels).fill(gapByte);
+  let x0 = 0;
+  for (const m of images) {
+    for (let y = 0; y < height; ++y) data.set(m.data.subarray(y * m.width * channels, (y + 1) * m.width * channels), (y * width + x0) * channels);
+    x0 += m.width + gap;
+  }
+  return { data, width, height, channels };
+}
+
 /** Writes imageGrid(x) as a PNG file, atomically (readers never see a partial file). */
 export async function saveImageGrid(x: Tensor, file: string, options: GridOptions = {}): Promise<void> {
   const g = imageGrid(x, options);

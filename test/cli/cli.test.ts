@@ -172,12 +172,24 @@ describe("fastdiff CLI", () => {
     expect(lit).toBeGreaterThan(100); // 500 points, a few share a pixel or fall outside [−3, 3]²
   });
 
-  it("demo runs on the shipped teacher (tiny settings)", () => {
+  it("demo: the shipped teacher beside the shipped one-step student (tiny settings)", () => {
     const r = run("demo", "--n", "10", "--steps", "2", "--out", join(dir, "demo.png"));
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/UNet2DModel/);
-    expect(r.stdout).toMatch(/FD\s+\d/);
-    expect(r.stdout).toMatch(/accuracy\s+\d/);
-    expect(existsSync(join(dir, "demo.png"))).toBe(true);
+    expect(r.stdout).toMatch(/teacher, Heun 2 steps: 10 digits, 3 network evaluations per digit/);
+    expect(r.stdout).toMatch(/sid student, 1 step: 10 digits, 1 network evaluation per digit/);
+    expect(r.stdout.match(/FD\s+\d/g)).toHaveLength(2);
+    expect(r.stdout.match(/accuracy\s+\d/g)).toHaveLength(2);
+    expect(r.stdout).toMatch(/the one-step student samples \d+× faster than the teacher/);
+    // Two 10×1 grids of 28×28 digits (2 px padding) side by side with a 16 px gap.
+    const png = decodePng(readFileSync(join(dir, "demo.png")));
+    expect([png.width, png.height, png.channels]).toEqual([2 * (10 * 30 + 2) + 16, 32, 1]);
+    const alone = run("demo", "--n", "10", "--steps", "2", "--student", "none", "--out", join(dir, "demo1.png"), "--json");
+    expect(alone.code).toBe(0);
+    const done = JSON.parse(alone.stdout.trim().split("\n").at(-1)!);
+    expect(done.models).toHaveLength(1);
+    expect(done.speedup).toBeNull();
+    expect(decodePng(readFileSync(join(dir, "demo1.png"))).width).toBe(10 * 30 + 2);
+    expectUsage(run("demo", "--student", join(dir, "no-student")), /no student at/);
   });
 });
