@@ -32,16 +32,27 @@ r.student.dispose();
 const per = stamps.slice(warmup).map((t, i) => (t - stamps[warmup + i - 1]) / 1000).sort((a, b) => a - b);
 const ours = { impl: "fastdiff", threads, batch, iterations, secondsPerIteration: per[Math.floor(per.length / 2)] };
 
-const py = spawnSync("/usr/bin/python3", [path.join(here, "sid_torch.py"), teacherPath, "--batch", String(batch), "--iterations", String(iterations),
-  "--warmup", String(warmup), "--threads", String(threads)],
-  { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) } });
-if (py.status !== 0) throw new Error(`sid_torch.py failed: ${py.stderr}`);
-const torch = JSON.parse(py.stdout.trim().split("\n").at(-1));
+// PyTorch twice: Debian's default environment, and the tuned one of bench/models.mjs (OpenMP OpenBLAS when
+// installed, glibc malloc kept from returning memory to the OS).
+const OPENBLAS_OMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+const torchRun = (tuned) => {
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  if (tuned) {
+    if (fs.existsSync(path.join(OPENBLAS_OMP, "libblas.so.3"))) env.LD_LIBRARY_PATH = [OPENBLAS_OMP, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":");
+    Object.assign(env, { MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30), MALLOC_TOP_PAD_: String(512 << 20) });
+  }
+  const py = spawnSync("/usr/bin/python3", [path.join(here, "sid_torch.py"), teacherPath, "--batch", String(batch), "--iterations", String(iterations),
+    "--warmup", String(warmup), "--threads", String(threads)], { encoding: "utf8", env });
+  if (py.status !== 0) throw new Error(`sid_torch.py failed: ${py.stderr}`);
+  return { ...JSON.parse(py.stdout.trim().split("\n").at(-1)), environment: tuned ? "tuned" : "plain" };
+};
+const torch = torchRun(false);
+const torchTuned = torchRun(true);
 
 const result = {
-  date: new Date().toISOString().slice(0, 10), machine: fd.devices().cpu.brand, teacher: path.relative(root, teacherPath), ours, torch,
-  speedup: torch.secondsPerIteration / ours.secondsPerIteration,
+  date: new Date().toISOString().slice(0, 10), machine: fd.devices().cpu.brand, teacher: path.relative(root, teacherPath), ours, torch, torchTuned,
+  speedup: torch.secondsPerIteration / ours.secondsPerIteration, speedupTuned: torchTuned.secondsPerIteration / ours.secondsPerIteration,
 };
 const file = path.join(here, "results", `distill-${result.date}.json`);
 fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
-console.log(`SiD iteration, batch ${batch}, ${threads} thread(s): fastdiff ${ours.secondsPerIteration.toFixed(2)} s, PyTorch ${torch.secondsPerIteration.toFixed(2)} s → ${result.speedup.toFixed(2)}× (${path.relative(root, file)})`);
+console.log(`SiD iteration, batch ${batch}, ${threads} thread(s): fastdiff ${ours.secondsPerIteration.toFixed(2)} s, PyTorch ${torch.secondsPerIteration.toFixed(2)} s (tuned ${torchTuned.secondsPerIteration.toFixed(2)} s) → ${result.speedup.toFixed(2)}× (${result.speedupTuned.toFixed(2)}×) (${path.relative(root, file)})`);
