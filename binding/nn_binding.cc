@@ -212,6 +212,7 @@ Napi::Value NetworkForward(const Args& a) {
   Napi::Object opts = object_arg(a, 4, "options");
   nn::ForwardContext ctx;
   ctx.training = opts.Get("training").ToBoolean();
+  ctx.label_dropout = !opts.Has("labelDropout") || opts.Get("labelDropout").ToBoolean();
   if (ctx.training) {
     ctx.seed = uint64_t(opts.Get("seed").ToNumber().Int64Value());
     ctx.offset = uint64_t(opts.Get("offset").ToNumber().Int64Value());

@@ -143,7 +143,7 @@ export interface Binding {
   networkForward(
     net: object, x: T, t: T, labels: Int32Array | null,
     options: {
-      training: boolean; seed: number; offset: number; features: string[]; earlyExit: boolean;
+      training: boolean; labelDropout: boolean; seed: number; offset: number; features: string[]; earlyExit: boolean;
       cache?: object; store: string[]; reuse: string[];
     },
     gate?: T | null,

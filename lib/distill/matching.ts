@@ -121,6 +121,8 @@ export async function distillMatching(teacher: Denoiser, method: MatchingMethod,
   const init = o.init;
   const G = cloneNetwork(init.network);
   const fakeNet = cloneNetwork(init.network);
+  G.labelDropout = false; // train mode keeps dropout but never swaps the labels the loss scores against
+  fakeNet.labelDropout = false;
   const gDen = new NetworkDenoiser(G, init.parameterization, { sampleShape: init.sampleShape });
   const fake = new NetworkDenoiser(fakeNet, init.parameterization, { sampleShape: init.sampleShape });
   const teacherNet = teacher instanceof NetworkDenoiser ? teacher.network : null;

@@ -82,6 +82,9 @@ export abstract class Network {
   private readonly named: [string, Tensor][];
   private readonly info: { points: string[]; reusePoints: string[]; numClasses: number; nullClass?: number };
   private training = false;
+  /** Built-in label dropout in train mode (DiT's class_dropout_prob). Distillation turns it off: its generator
+   * and fake-score network must see the labels their samples are scored against. */
+  labelDropout = true;
   private generator = new Generator(0);
 
   protected constructor(kind: string, config: NetworkConfig, handle: object) {
@@ -213,6 +216,7 @@ export abstract class Network {
     try {
       const r = native.networkForward(this.handle, x.handle, t.handle, labels, {
         training: this.training,
+        labelDropout: this.labelDropout,
         seed: Number(generator.seed),
         offset: Number(generator.offset),
         features: [...features],

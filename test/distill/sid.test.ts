@@ -129,6 +129,30 @@ describe("distillSiD", () => {
     teacher.network.dispose();
   }, 60_000);
 
+  test("a DiT teacher: the generator and the fake network never drop labels in train mode", async () => {
+    // class_dropout_prob 1: with label dropout on, every label in train mode would become the null class.
+    const net = fd.DiT.create({ sample_size: 8, in_channels: 1, out_channels: 1, patch_size: 2, num_layers: 1, num_attention_heads: 2,
+      attention_head_dim: 8, num_embeds_ada_norm: 3, class_dropout_prob: 1 }, { seed: 5 });
+    const teacher = new fd.NetworkDenoiser(net, { type: "edm", sigmaData: 0.5 });
+    const checks: { fakeKeepsLabels: boolean; generatorKeepsLabels: boolean }[] = [];
+    const method: fd.MatchingMethod = {
+      name: "Probe", sigmaInit: 2.5, fixed: {},
+      fakeLevels: (batch) => ({ sigmas: new Array(batch).fill(1), weights: new Array(batch).fill(1) }),
+      generatorLoss: ({ fake, xg, generate }) => {
+        const z = fd.randn(xg.shape, { seed: 9 });
+        const asked = generate(z, [0, 1, 2, 0]);
+        const nulls = generate(z, [3, 3, 3, 3]);
+        checks.push({ fakeKeepsLabels: fake.network.labelDropout === false, generatorKeepsLabels: !bitEqual(asked, nulls) });
+        return { loss: fd.mean(fd.square(xg)), masked: null };
+      },
+    };
+    const r = await fd.distillMatching(teacher, method, { iterations: 2, batchSize: 4, lr: 1e-4, seed: 1 });
+    expect(checks).toEqual([{ fakeKeepsLabels: true, generatorKeepsLabels: true }, { fakeKeepsLabels: true, generatorKeepsLabels: true }]);
+    expect(net.labelDropout).toBe(true); // the teacher's own setting is untouched
+    r.student.dispose();
+    net.dispose();
+  });
+
   test("bad options are ERR_ARGUMENT", async () => {
     const teacher = teacherOf();
     const other = fd.modelPreset("unet-tiny", { sampleShape: [1, 16, 16], numClasses: 3 });

@@ -337,6 +337,11 @@ describe("tiny DiT", () => {
       const nulls = always.forward(x(), t, { classLabels: [always.nullClass!, always.nullClass!] });
       expect(bitEqual(always.train().forward(x(), t, { classLabels: labels }), nulls)).toBe(true);
       expect(bitEqual(always.eval().forward(x(), t, { classLabels: labels }), nulls)).toBe(false);
+      // labelDropout = false (distillation): train mode keeps the labels; with dropout 0 it is the eval forward.
+      const kept = always.eval().forward(x(), t, { classLabels: labels });
+      always.labelDropout = false;
+      expect(bitEqual(always.train().forward(x(), t, { classLabels: labels }), kept)).toBe(true);
+      always.labelDropout = true;
     });
     always.dispose();
     const drop = DiT.create({ ...tiny, dropout: 0.5, class_dropout_prob: 0.5 }, { seed: 13 });

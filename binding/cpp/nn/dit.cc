@@ -221,7 +221,7 @@ class DiT final : public Network {
 
     // ---- conditioning inputs shared by every block ----
     std::vector<int32_t> ids = labels;
-    if (ctx.training && class_dropout_ > 0.f) {
+    if (ctx.training && ctx.label_dropout && class_dropout_ > 0.f) {
       std::vector<float> u(static_cast<size_t>(B));
       fill_uniform(u.data(), B, ctx.seed, ctx.offset, 0.f, 1.f);
       ctx.offset += philox_blocks(B);

@@ -98,6 +98,9 @@ bool glob_match(const std::string& pattern, const std::string& name);
 struct ForwardContext {
   // Dropout (train mode): each dropout call draws from (seed, offset), then advances offset.
   bool training = false;
+  // Built-in label dropout (DiT's class_dropout_prob) in train mode; off for distillation, whose networks must
+  // see the labels they are scored against.
+  bool label_dropout = true;
   uint64_t seed = 0, offset = 0;
   // Features to hand out (exact point names). early_exit: stop once all are captured
   // (the forward then returns no output — SwD/DMD2 heads on early blocks).
