@@ -1,5 +1,5 @@
-// `fastdiff demo`, the main job: the shipped class-conditional MNIST teacher samples a grid of digits (a row per
-// class) with the 18-step Heun sampler, the shipped one-step SiD student draws the same classes from the same seed,
+// `fastdiff demo`, the main job: the shipped class-conditional MNIST teacher samples a grid of digits (a column
+// per class) with the 18-step Heun sampler, the shipped one-step SiD student draws the same classes from the same seed,
 // and both are scored against the held-out test digits. One PNG holds both grids (teacher left, student right).
 import { existsSync } from "node:fs";
 import { mnist } from "../data/mnist";
