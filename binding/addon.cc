@@ -2,6 +2,7 @@
 // and the engine-level functions (memory, threads, ISA, grad mode, devices).
 #include <cstdlib>
 
+#include "core/precision.h"
 #include "core/profile.h"
 #include "core/allocator.h"
 #include "core/autograd.h"
@@ -48,6 +49,17 @@ Napi::Value Memory(Info info) {
     o.Set("blocks", double(s.live_blocks));
     o.Set("cachedBytes", double(s.cached_bytes));
     o.Set("peakBytes", double(s.peak_bytes));
+    const auto devices = cuda::device_memory();
+    Napi::Array devs = Napi::Array::New(info.Env(), devices.size());
+    for (size_t i = 0; i < devices.size(); ++i) {
+      Napi::Object d = Napi::Object::New(info.Env());
+      d.Set("device", "cuda:" + std::to_string(devices[i].index));
+      d.Set("bytes", double(devices[i].live_bytes));
+      d.Set("cachedBytes", double(devices[i].cached_bytes));
+      d.Set("peakBytes", double(devices[i].peak_bytes));
+      devs.Set(uint32_t(i), d);
+    }
+    o.Set("devices", devs);
     return o;
   });
 }
@@ -56,6 +68,7 @@ Napi::Value EmptyCache(Info info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     instance(info.Env()).stream->synchronize();
     HostAllocator::instance().empty_cache();
+    cuda::empty_device_caches();
     return info.Env().Undefined();
   });
 }
@@ -63,8 +76,27 @@ Napi::Value EmptyCache(Info info) {
 Napi::Value Synchronize(Info info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     instance(info.Env()).stream->synchronize();
+    cuda::synchronize_devices();
     return info.Env().Undefined();
   });
+}
+
+Napi::Value SetMatmulPrecision(Info info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const std::string p = Args{info, "setMatmulPrecision"}.string(0, "precision");
+    const MatmulPrecision v = p == "highest" ? MatmulPrecision::Highest
+                              : p == "high" ? MatmulPrecision::High
+                              : p == "medium" ? MatmulPrecision::Medium
+                                              : (fail(ErrorCode::Argument, "setMatmulPrecision: precision must be \"highest\", \"high\" or \"medium\", got '", p, "'"), MatmulPrecision::High);
+    instance(info.Env()).stream->synchronize();  // kernels already queued keep the precision they were issued with
+    set_matmul_precision(v);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value GetMatmulPrecision(Info info) {
+  static const char* names[] = {"highest", "high", "medium"};
+  return Napi::String::New(info.Env(), names[int(matmul_precision())]);
 }
 
 Napi::Value GetNumThreads(Info info) { return Napi::Number::New(info.Env(), ThreadPool::global().num_threads()); }
@@ -195,6 +227,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("memory", Napi::Function::New(env, Memory));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
+  exports.Set("setMatmulPrecision", Napi::Function::New(env, SetMatmulPrecision));
+  exports.Set("getMatmulPrecision", Napi::Function::New(env, GetMatmulPrecision));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));

@@ -91,6 +91,17 @@ std::vector<int64_t> Args::integers(size_t i, const char* name) const {
   return out;
 }
 
+Device Args::device(size_t i, const char* name) const {
+  if (!present(i)) return {};
+  const std::string s = string(i, name);
+  if (s == "cpu") return {};
+  if (s == "cuda") return {DeviceType::CUDA, 0};
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9 &&
+      s.find_first_not_of("0123456789", 5) == std::string::npos)
+    return {DeviceType::CUDA, std::stoi(s.substr(5))};
+  fail(ErrorCode::Argument, op, ": unknown device '", s, "' (expected \"cpu\", \"cuda\" or \"cuda:N\")");
+}
+
 Shape Args::shape(size_t i, const char* name) const {
   Shape s = integers(i, name);
   for (int64_t d : s)

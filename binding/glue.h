@@ -53,6 +53,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Backward(const Napi::CallbackInfo& info);
   Napi::Value Id(const Napi::CallbackInfo& info);
+  Napi::Value DeviceName(const Napi::CallbackInfo& info);
 
   TensorPtr tensor_;
   int64_t reported_bytes_ = 0;
@@ -96,6 +97,8 @@ struct Args {
   std::string string(size_t i, const char* name) const;
   Shape shape(size_t i, const char* name) const;  // array of non-negative integers
   std::vector<int64_t> integers(size_t i, const char* name) const;
+  // "cpu", "cuda" (= "cuda:0") or "cuda:N"; absent → the CPU.
+  Device device(size_t i, const char* name) const;
 };
 
 Napi::Value wrap(Napi::Env env, const TensorPtr& t);

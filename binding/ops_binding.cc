@@ -43,17 +43,37 @@ Napi::Value FromData(const Args& a) {
            " values do not fill shape ", shape_str(shape));
   return wrap(a.env(), ops::from_data(arr.Data(), shape));
 }
-Napi::Value Full(const Args& a) { return wrap(a.env(), ops::full(a.shape(0, "shape"), float(a.number(1, "value")))); }
+Napi::Value Full(const Args& a) {
+  return wrap(a.env(), ops::full(a.shape(0, "shape"), float(a.number(1, "value")), a.device(2, "device")));
+}
 Napi::Value Arange(const Args& a) {
   return wrap(a.env(), ops::arange(a.number(0, "start"), a.number(1, "end"), a.number(2, "step")));
 }
 Napi::Value Rand(const Args& a) {
   return wrap(a.env(), ops::rand(a.shape(0, "shape"), a.uint64(1, "seed"), a.uint64(2, "offset"),
-                                 float(a.number(3, "low")), float(a.number(4, "high"))));
+                                 float(a.number(3, "low")), float(a.number(4, "high")), a.device(5, "device")));
 }
 Napi::Value Randn(const Args& a) {
   return wrap(a.env(), ops::randn(a.shape(0, "shape"), a.uint64(1, "seed"), a.uint64(2, "offset"),
-                                  float(a.number(3, "mean")), float(a.number(4, "std"))));
+                                  float(a.number(3, "mean")), float(a.number(4, "std")), a.device(5, "device")));
+}
+Napi::Value ToDevice(const Args& a) { return wrap(a.env(), ops::to_device(a.tensor(0, "x"), a.device(1, "device"))); }
+// Moves a tensor's storage to another device in place, so every handle sharing it (a
+// network's parameters and the JS tensors the user holds) follows. Waits for queued
+// kernels first: they read the storage through the tensor when they run.
+Napi::Value MoveTo(const Args& a) {
+  const TensorPtr t = a.tensor(0, "x");
+  const Device device = a.device(1, "device");
+  if (t->device() == device) return a.env().Undefined();
+  FD_CHECK(!t->grad_fn, ErrorCode::Argument, "moveTo: only leaf tensors (parameters) move in place; use to()");
+  current_stream().synchronize();
+  const TensorPtr moved = ops::to_device(alias(t, t->shape), device);
+  const TensorPtr grad = t->grad ? ops::to_device(alias(t->grad, t->grad->shape), device) : nullptr;
+  current_stream().synchronize();
+  t->storage = moved->storage;
+  t->offset = moved->offset;
+  t->grad = grad;
+  return a.env().Undefined();
 }
 Napi::Value Clone(const Args& a) { return wrap(a.env(), ops::contiguous_copy(a.tensor(0, "x"))); }
 Napi::Value Copy(const Args& a) {
@@ -236,7 +256,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   };
   static const Entry entries[] = {
       {"fromData", entry<FromData>}, {"full", entry<Full>}, {"arange", entry<Arange>}, {"rand", entry<Rand>},
-      {"randn", entry<Randn>}, {"clone", entry<Clone>}, {"copy_", entry<Copy>}, {"unary", entry<Unary>},
+      {"randn", entry<Randn>}, {"clone", entry<Clone>}, {"toDevice", entry<ToDevice>}, {"moveTo_", entry<MoveTo>}, {"copy_", entry<Copy>}, {"unary", entry<Unary>},
       {"binary", entry<Binary>}, {"where", entry<Where>}, {"broadcastTo", entry<BroadcastTo>},
       {"reduce", entry<Reduce>}, {"var", entry<Var>}, {"norm", entry<Norm>}, {"reshape", entry<Reshape>},
       {"permute", entry<Permute>}, {"concat", entry<Concat>}, {"slice", entry<Slice>}, {"split", entry<Split>},

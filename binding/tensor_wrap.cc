@@ -3,9 +3,16 @@
 
 #include "core/autograd.h"
 #include "glue.h"
+#include "ops/ops.h"
 
 namespace fd::binding {
 namespace {
+
+// The values of t in host memory: t itself on the CPU, else a copy queued on the stream
+// (without graph metadata: reading is never recorded).
+TensorPtr host_values(const TensorPtr& t) {
+  return t->device().type == DeviceType::CPU ? t : ops::to_device(alias(t, t->shape), Device{});
+}
 
 // Copies t's values after the stream has produced them, off the JS thread.
 class ReadWorker : public Napi::AsyncWorker {
@@ -59,6 +66,7 @@ Napi::Function NativeTensor::define(Napi::Env env) {
                          InstanceMethod("detach", &NativeTensor::Detach),
                          InstanceMethod("backward", &NativeTensor::Backward),
                          InstanceMethod("id", &NativeTensor::Id),
+                         InstanceMethod("device", &NativeTensor::DeviceName),
                      });
 }
 
@@ -106,6 +114,10 @@ Napi::Value NativeTensor::Shape(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value NativeTensor::DeviceName(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), get("device")->device().str()); });
+}
+
 Napi::Value NativeTensor::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !tensor_); }
 
 Napi::Value NativeTensor::Dispose(const Napi::CallbackInfo& info) {
@@ -115,7 +127,7 @@ Napi::Value NativeTensor::Dispose(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeTensor::DataSync(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    const TensorPtr t = get("dataSync");
+    const TensorPtr t = host_values(get("dataSync"));
     instance(info.Env()).stream->synchronize();
     auto out = Napi::Float32Array::New(info.Env(), size_t(t->numel()));
     if (t->numel()) std::memcpy(out.Data(), t->data(), size_t(t->numel()) * sizeof(float));
@@ -125,7 +137,7 @@ Napi::Value NativeTensor::DataSync(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeTensor::Data(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    auto* worker = new ReadWorker(info.Env(), get("data"), instance(info.Env()).stream.get());
+    auto* worker = new ReadWorker(info.Env(), host_values(get("data")), instance(info.Env()).stream.get());
     Napi::Promise p = worker->promise();
     worker->Queue();
     return p;

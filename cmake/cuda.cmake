@@ -1,6 +1,7 @@
-# FASTDIFF_CUDA=off: nothing needs CUDA. auto: build the CUDA seam when nvcc is
-# found. on: require it. The seam (binding/cuda) is a device probe and the
-# allocator interface; CUDA kernels land there later without restructuring.
+# FASTDIFF_CUDA=off: nothing needs CUDA. auto: build the CUDA backend when nvcc is
+# found. on: require it. binding/cuda holds the device probe, the caching allocator,
+# the stream and the kernels (fd::cuda::<kernel>, the same signatures as
+# fd::kernels::<kernel>); ops reach them through FD_DISPATCH (core/dispatch.h).
 set(FD_CUDA_ENABLED OFF)
 if(NOT FASTDIFF_CUDA STREQUAL "off")
   include(CheckLanguage)
@@ -18,7 +19,7 @@ if(FD_CUDA_ENABLED)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
-    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    set(CMAKE_CUDA_ARCHITECTURES 80-real 86-real 89-real 90-real 90-virtual)
   endif()
   set(CMAKE_CUDA_STANDARD 17)
   file(GLOB FD_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/binding/cuda/*.cu)
@@ -27,6 +28,8 @@ if(FD_CUDA_ENABLED)
   target_include_directories(fastdiff_cuda PUBLIC ${CMAKE_SOURCE_DIR}/binding/cpp ${CMAKE_SOURCE_DIR}/binding)
   target_compile_definitions(fastdiff_cuda PUBLIC FASTDIFF_WITH_CUDA=1)
   target_link_libraries(fastdiff_cuda PUBLIC CUDA::cudart_static)
+  target_compile_options(fastdiff_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)
   target_compile_definitions(fastdiff_engine PUBLIC FASTDIFF_WITH_CUDA=1)
+  target_link_libraries(fastdiff_engine PUBLIC fastdiff_cuda)
   message(STATUS "fastdiff: CUDA backend seam enabled (architectures ${CMAKE_CUDA_ARCHITECTURES})")
 endif()

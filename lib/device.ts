@@ -1,6 +1,6 @@
 // What the machine offers and how the engine uses it.
 import { argumentError } from "./errors";
-import { native, type CpuInfo, type CudaInfo, type Isa, type OpTiming } from "./native";
+import { native, type CpuInfo, type CudaInfo, type Isa, type MatmulPrecision, type OpTiming } from "./native";
 
 export interface Devices {
   cpu: CpuInfo;
@@ -49,4 +49,18 @@ export function profile(options: { reset?: boolean } = {}): OpTiming[] {
  */
 export function flopsIssued(): number {
   return native.flopsIssued();
+}
+
+/**
+ * Precision of matmul, linear, convolution and attention on CUDA, named like
+ * torch.set_float32_matmul_precision: "highest" (float32 FMA), "high" (TF32 tensor cores, the default) or
+ * "medium" (BF16 tensor cores). Storage and accumulation stay float32; the CPU always computes in float32.
+ */
+export function setMatmulPrecision(precision: MatmulPrecision): void {
+  if (precision !== "highest" && precision !== "high" && precision !== "medium")
+    throw argumentError("setMatmulPrecision", `precision must be "highest", "high" or "medium", got ${String(precision)}`);
+  native.setMatmulPrecision(precision);
+}
+export function getMatmulPrecision(): MatmulPrecision {
+  return native.getMatmulPrecision();
 }

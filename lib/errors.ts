@@ -9,6 +9,7 @@ export type ErrorCode =
   | "ERR_ABORTED"
   | "ERR_CUDA"
   | "ERR_MEMORY"
+  | "ERR_OOM"
   | "ERR_NUMERIC"
   | "ERR_NO_GRAPH"
   | "ERR_NO_BINARY"

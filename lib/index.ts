@@ -1,13 +1,16 @@
 // fastdiff's public surface.
 export { FastdiffError, type ErrorCode } from "./errors";
-export { Tensor, type Shape, type Operand } from "./tensor";
+export { Tensor, type Shape, type Operand, type Device, type DeviceName } from "./tensor";
 export * from "./ops";
 export { noGrad, isGradEnabled } from "./autograd";
 export { scope, keep, memory, emptyCache, synchronize } from "./memory";
 export { Generator, manualSeed, type Seed, type RandomOptions } from "./random";
 export { Adam, AdamW, SGD, EMA, type AdamOptions, type SGDOptions, type EMAOptions, type StepStats } from "./optim";
-export { devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, type Devices, type Isa } from "./device";
-export type { MemoryInfo, CpuInfo, CudaInfo, OpTiming } from "./native";
+export {
+  devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, setMatmulPrecision, getMatmulPrecision,
+  type Devices, type Isa,
+} from "./device";
+export type { MemoryInfo, CpuInfo, CudaInfo, OpTiming, MatmulPrecision } from "./native";
 export {
   parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensors, writeSafetensorsSync,
   checkTensorSet, type SafetensorsContents, type WriteSafetensorsOptions, type SafetensorsWriteDtype,

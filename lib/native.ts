@@ -20,9 +20,12 @@ export interface NativeTensor {
   detach(): NativeTensor;
   backward(gradient?: NativeTensor | null, retainGraph?: boolean): void;
   id(): number;
+  device(): string;
 }
 
 type T = NativeTensor;
+/** CUDA matmul/attention precision (float32 storage and accumulation in all): float32 FMA, TF32 or BF16 tensor cores. */
+export type MatmulPrecision = "highest" | "high" | "medium";
 type Seed = number | bigint;
 
 export interface MemoryInfo {
@@ -34,6 +37,8 @@ export interface MemoryInfo {
   /** Freed bytes the caching allocator keeps for reuse. */
   cachedBytes: number;
   peakBytes: number;
+  /** Per CUDA device: bytes held by live tensors, cached free blocks, peak (empty in a CPU-only build). */
+  devices: { device: string; bytes: number; cachedBytes: number; peakBytes: number }[];
 }
 
 export interface CpuInfo {
@@ -76,6 +81,8 @@ export interface Binding {
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
   memory(): MemoryInfo;
   emptyCache(): void;
+  setMatmulPrecision(precision: MatmulPrecision): void;
+  getMatmulPrecision(): MatmulPrecision;
   synchronize(): void;
   getNumThreads(): number;
   setNumThreads(n: number): void;
@@ -90,11 +97,13 @@ export interface Binding {
   profile(reset: boolean): OpTiming[];
 
   fromData(data: Float32Array, shape: number[]): T;
-  full(shape: number[], value: number): T;
+  full(shape: number[], value: number, device?: string): T;
   arange(start: number, end: number, step: number): T;
-  rand(shape: number[], seed: Seed, offset: Seed, low: number, high: number): T;
-  randn(shape: number[], seed: Seed, offset: Seed, mean: number, std: number): T;
+  rand(shape: number[], seed: Seed, offset: Seed, low: number, high: number, device?: string): T;
+  randn(shape: number[], seed: Seed, offset: Seed, mean: number, std: number, device?: string): T;
   clone(x: T): T;
+  toDevice(x: T, device: string): T;
+  moveTo_(x: T, device: string): void;
   copy_(dst: T, src: T): void;
   unary(op: string, x: T, a?: number, b?: number): T;
   binary(op: string, a: T, b: T): T;

@@ -4,7 +4,7 @@
 import { argumentError, FastdiffError } from "./errors";
 import { native, type NativeTensor } from "./native";
 import { resolveDraw, type RandomOptions } from "./random";
-import { Tensor, wrap, type Operand, type Shape } from "./tensor";
+import { Tensor, wrap, type DeviceName, type Operand, type Shape } from "./tensor";
 
 // ---------------------------------------------------------------- helpers
 function h(op: string, t: unknown, name = "x"): NativeTensor {
@@ -35,14 +35,14 @@ function pair(op: string, v: number | readonly [number, number], name: string, m
   if (p.length !== 2) throw argumentError(op, `'${name}' must be a number or [h, w]`);
   return p.map((x, i) => int(op, x, `${name}[${i}]`, min));
 }
-/** A number operand as a one-element tensor (disposed by the caller). */
-function scalarTensor(v: number): NativeTensor {
-  return native.full([1], v);
+/** A number operand as a one-element tensor on the other operand's device (disposed by the caller). */
+function scalarTensor(v: number, like: Operand): NativeTensor {
+  return native.full([1], v, like instanceof Tensor ? like.device : "cpu");
 }
 function binaryOp(op: string, a: Operand, b: Operand): Tensor {
   if (typeof a === "number" && typeof b === "number") throw argumentError(op, "at least one operand must be a Tensor");
-  const ta = typeof a === "number" ? scalarTensor(numberOperand(op, a)) : h(op, a, "a");
-  const tb = typeof b === "number" ? scalarTensor(numberOperand(op, b)) : h(op, b, "b");
+  const ta = typeof a === "number" ? scalarTensor(numberOperand(op, a), b) : h(op, a, "a");
+  const tb = typeof b === "number" ? scalarTensor(numberOperand(op, b), a) : h(op, b, "b");
   try {
     return wrap(native.binary(op, ta, tb));
   } finally {
@@ -103,30 +103,40 @@ export function tensor(data: Float32Array | readonly Nested[] | number, shape?: 
   }
   return wrap(native.fromData(values, dims));
 }
-export function full(shape: Shape, value: number): Tensor {
-  if (typeof value !== "number") throw argumentError("full", `value must be a number, got ${describe(value)}`);
-  return wrap(native.full(shapeOf("full", shape), value));
+/** Where a created tensor lives (default "cpu"). */
+export interface DeviceOptions {
+  device?: DeviceName;
 }
-export function zeros(shape: Shape): Tensor { return full(shape, 0); }
-export function ones(shape: Shape): Tensor { return full(shape, 1); }
-export function zerosLike(x: Tensor): Tensor { return full(x.shape, 0); }
-export function onesLike(x: Tensor): Tensor { return full(x.shape, 1); }
+export function full(shape: Shape, value: number, options: DeviceOptions = {}): Tensor {
+  if (typeof value !== "number") throw argumentError("full", `value must be a number, got ${describe(value)}`);
+  return wrap(native.full(shapeOf("full", shape), value, options.device));
+}
+export function zeros(shape: Shape, options: DeviceOptions = {}): Tensor { return full(shape, 0, options); }
+export function ones(shape: Shape, options: DeviceOptions = {}): Tensor { return full(shape, 1, options); }
+export function zerosLike(x: Tensor): Tensor { return full(x.shape, 0, { device: x.device }); }
+export function onesLike(x: Tensor): Tensor { return full(x.shape, 1, { device: x.device }); }
+/** x on `device`: x itself when already there, else a copy; gradients flow back to x's device. */
+export function to(x: Tensor, device: DeviceName): Tensor {
+  if (typeof device !== "string") throw argumentError("to", `device must be "cpu", "cuda" or "cuda:N", got ${describe(device)}`);
+  if (x.device === (device === "cuda" ? "cuda:0" : device)) return x;
+  return wrap(native.toDevice(h("to", x), device));
+}
 /** [start, end) in steps of `step`; arange(n) is [0, n). */
 export function arange(start: number, end?: number, step = 1): Tensor {
   if (end === undefined) [start, end] = [0, start];
   return wrap(native.arange(finite("arange", start, "start"), finite("arange", end, "end"), finite("arange", step, "step")));
 }
 /** Standard normal values (scaled by std, shifted by mean) from Philox(seed, offset). */
-export function randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+export function randn(shape: Shape, options: RandomOptions & DeviceOptions & { mean?: number; std?: number } = {}): Tensor {
   const dims = shapeOf("randn", shape);
   const [seed, offset] = resolveDraw("randn", dims.reduce((a, b) => a * b, 1), options);
-  return wrap(native.randn(dims, seed, offset, options.mean ?? 0, options.std ?? 1));
+  return wrap(native.randn(dims, seed, offset, options.mean ?? 0, options.std ?? 1, options.device));
 }
 /** Uniform values in [low, high) from Philox(seed, offset). */
-export function rand(shape: Shape, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+export function rand(shape: Shape, options: RandomOptions & DeviceOptions & { low?: number; high?: number } = {}): Tensor {
   const dims = shapeOf("rand", shape);
   const [seed, offset] = resolveDraw("rand", dims.reduce((a, b) => a * b, 1), options);
-  return wrap(native.rand(dims, seed, offset, options.low ?? 0, options.high ?? 1));
+  return wrap(native.rand(dims, seed, offset, options.low ?? 0, options.high ?? 1, options.device));
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -196,8 +206,8 @@ export function nanToNum(x: Tensor, options: NanToNumOptions = {}): Tensor {
 }
 /** cond ≠ 0 ? a : b, broadcasting all three. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
-  const ta = typeof a === "number" ? scalarTensor(a) : h("where", a, "a");
-  const tb = typeof b === "number" ? scalarTensor(b) : h("where", b, "b");
+  const ta = typeof a === "number" ? scalarTensor(a, cond) : h("where", a, "a");
+  const tb = typeof b === "number" ? scalarTensor(b, cond) : h("where", b, "b");
   try {
     return wrap(native.where(h("where", cond, "cond"), ta, tb));
   } finally {

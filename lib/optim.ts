@@ -1,6 +1,6 @@
 // Optimizers and parameter averaging, each step one fused native kernel over all
 // parameters: NaN/Inf sanitizing and global-norm clipping happen on the stream.
-import { argumentError } from "./errors";
+import { argumentError, FastdiffError } from "./errors";
 import { native } from "./native";
 import { copy, zeros } from "./ops";
 import { leaveScopes } from "./memory";
@@ -26,6 +26,8 @@ function checkParams(op: string, params: Tensor[]): void {
   if (!Array.isArray(params) || params.length === 0) throw argumentError(op, "expected a non-empty array of parameter tensors");
   params.forEach((p, i) => {
     if (!(p instanceof Tensor)) throw argumentError(op, `params[${i}] is not a Tensor`);
+    if (p.device !== params[0]!.device)
+      throw new FastdiffError("ERR_DEVICE", `${op}: params[${i}] is on ${p.device} but params[0] is on ${params[0]!.device} (one optimizer per device)`);
   });
 }
 function positive(op: string, v: number, name: string, allowZero = false): number {
@@ -44,7 +46,7 @@ abstract class Optimizer {
     this.params = params;
     this.maxGradNorm = positive(op, options.maxGradNorm ?? 0, "maxGradNorm", true);
     this.sanitize = options.sanitize ?? false;
-    this.stats = zeros([3]);
+    this.stats = zeros([3], { device: params[0]?.device ?? "cpu" });
     leaveScopes(this.stats); // optimizer state is owned (and disposed) by the optimizer, never by a scope
   }
   /** Clears every parameter's gradient. */
@@ -87,8 +89,8 @@ export class Adam extends Optimizer {
     this.betas = [b1, b2];
     this.eps = positive(op, options.eps ?? 1e-8, "eps");
     this.weightDecay = positive(op, options.weightDecay ?? 0, "weightDecay", true);
-    this.m = params.map((p) => zeros(p.shape));
-    this.v = params.map((p) => zeros(p.shape));
+    this.m = params.map((p) => zeros(p.shape, { device: p.device }));
+    this.v = params.map((p) => zeros(p.shape, { device: p.device }));
     for (const t of [...this.m, ...this.v]) leaveScopes(t);
   }
   step(lr = this.lr): void {
@@ -131,7 +133,7 @@ export class SGD extends Optimizer {
     this.momentum = positive("SGD", options.momentum ?? 0, "momentum", true);
     this.weightDecay = positive("SGD", options.weightDecay ?? 0, "weightDecay", true);
     this.nesterov = options.nesterov ?? false;
-    this.buffers = this.momentum > 0 ? params.map((p) => zeros(p.shape)) : [];
+    this.buffers = this.momentum > 0 ? params.map((p) => zeros(p.shape, { device: p.device })) : [];
     for (const t of this.buffers) leaveScopes(t);
   }
   step(lr = this.lr): void {

@@ -6,6 +6,10 @@ import * as ops from "./ops";
 
 export type Shape = readonly number[];
 export type Operand = Tensor | number;
+/** A tensor's device. */
+export type Device = "cpu" | `cuda:${number}`;
+/** A device as the user may name it ("cuda" is "cuda:0"). */
+export type DeviceName = Device | "cuda";
 
 export class Tensor {
   /** The native handle (for lib/ internals). */
@@ -31,8 +35,13 @@ export class Tensor {
   get dtype(): "float32" {
     return "float32";
   }
-  get device(): "cpu" {
-    return "cpu";
+  /** "cpu" or "cuda:N". */
+  get device(): Device {
+    return this.handle.device() as Device;
+  }
+  /** This tensor on `device` ("cpu", "cuda" or "cuda:N"): itself when already there, else a copy (differentiable). */
+  to(device: DeviceName): Tensor {
+    return ops.to(this, device);
   }
   get isDisposed(): boolean {
     return this.handle.disposed();

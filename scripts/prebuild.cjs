@@ -9,9 +9,13 @@ const path = require("node:path");
 const root = path.resolve(__dirname, "..");
 const cuda = process.env.FASTDIFF_CUDA || "off";
 const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
-const args = [cmakeJs, "compile", "--CDFASTDIFF_CUDA=" + cuda];
-if (process.env.FASTDIFF_CUDA_ARCHS) args.push("--CDCMAKE_CUDA_ARCHITECTURES=" + process.env.FASTDIFF_CUDA_ARCHS);
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: "inherit" });
+const defines = ["--CDFASTDIFF_CUDA=" + cuda];
+if (process.env.FASTDIFF_CUDA_ARCHS) defines.push("--CDCMAKE_CUDA_ARCHITECTURES=" + process.env.FASTDIFF_CUDA_ARCHS);
+// Configure every time (cheap when cached): `compile` alone keeps an existing build folder's
+// options, so switching FASTDIFF_CUDA would silently build the previous configuration.
+const run = (command) => spawnSync(process.execPath, [cmakeJs, command, ...defines], { cwd: root, stdio: "inherit" });
+let r = run("configure");
+if (r.status === 0) r = run("build");
 if (r.status !== 0) {
   console.error("prebuild: cmake-js failed (needs cmake >= 3.18 and a C++17 compiler)");
   process.exit(r.status || 1);

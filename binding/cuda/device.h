@@ -23,4 +23,15 @@ struct ProbeResult {
 
 ProbeResult probe();
 
+// Device memory from the caching allocator, per device present.
+struct DeviceMemory {
+  int index = 0;
+  int64_t live_bytes = 0, cached_bytes = 0, peak_bytes = 0;
+};
+std::vector<DeviceMemory> device_memory();
+// Waits for every device stream (fd.synchronize()); throws ERR_CUDA on a device fault.
+void synchronize_devices();
+// Waits for the device streams, then returns cached blocks to the driver.
+void empty_device_caches();
+
 }  // namespace fd::cuda

@@ -5,7 +5,7 @@ import { argumentError, FastdiffError } from "../errors";
 import { leaveScopes, scope } from "../memory";
 import { native, type NativeTensor } from "../native";
 import { Generator } from "../random";
-import { Tensor } from "../tensor";
+import { Tensor, type Device, type DeviceName } from "../tensor";
 import * as ops from "../ops";
 import { FeatureCache } from "./feature-cache";
 import { saveNetwork, type SaveOptions } from "./format";
@@ -151,6 +151,17 @@ export abstract class Network {
     return this.named.reduce((s, [, t]) => s + t.size, 0);
   }
 
+  /** The device of the parameters ("cpu" or "cuda:N"). */
+  get device(): Device {
+    return this.named[0]?.[1].device ?? "cpu";
+  }
+  /** Moves every parameter (and its gradient) to `device` in place: tensors from parameters() follow. Returns
+   * this. Optimizer state created before the move stays where it was, so move first, then build optimizers. */
+  to(device: DeviceName): this {
+    for (const [, t] of this.named) native.moveTo_(t.handle, device);
+    return this;
+  }
+
   /** Train mode: dropout is active. Returns this. */
   train(on = true): this {
     this.training = on;
@@ -207,7 +218,7 @@ export abstract class Network {
     const op = `${this.kind}.forward`;
     if (!(x instanceof Tensor)) throw argumentError(op, "x must be a Tensor");
     const batch = x.shape[0] ?? 0;
-    const t = timestepTensor(op, timestep, batch);
+    const t = timestepTensor(op, timestep, batch, x.device);
     const labels = this.labels(op, options.classLabels, batch);
     const generator = options.generator ?? this.generator;
     const select = (s: PointSelection | undefined) => (s === true ? this.info.reusePoints : s ? [...s] : []);
@@ -256,15 +267,19 @@ export abstract class Network {
 }
 
 /** Timesteps as a [B] tensor: a number or one per sample; a Tensor of one element is broadcast. */
-function timestepTensor(op: string, timestep: Timestep, batch: number): Tensor {
+function timestepTensor(op: string, timestep: Timestep, batch: number, device: Device): Tensor {
   if (timestep instanceof Tensor) {
     if (timestep.size === batch && timestep.rank === 1) return timestep;
     if (timestep.size === 1) return scope(() => ops.broadcastTo(ops.reshape(timestep, [1]), [batch]));
     throw argumentError(op, `timestep ${JSON.stringify(timestep.shape)} does not match a batch of ${batch}`);
   }
-  if (typeof timestep === "number") return ops.full([batch], timestep);
+  if (typeof timestep === "number") return ops.full([batch], timestep, { device });
   if (timestep.length !== batch) throw argumentError(op, `${timestep.length} timesteps for a batch of ${batch}`);
-  return ops.tensor(Float32Array.from(timestep), [batch]);
+  const host = ops.tensor(Float32Array.from(timestep), [batch]);
+  if (device === "cpu") return host;
+  const moved = host.to(device);
+  host.dispose();
+  return moved;
 }
 
 export type { NativeTensor };

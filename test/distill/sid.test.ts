@@ -137,7 +137,7 @@ describe("distillSiD", () => {
     const checks: { fakeKeepsLabels: boolean; generatorKeepsLabels: boolean }[] = [];
     const method: fd.MatchingMethod = {
       name: "Probe", sigmaInit: 2.5, fixed: {},
-      fakeLevels: (batch) => ({ sigmas: new Array(batch).fill(1), weights: new Array(batch).fill(1) }),
+      fakeLevels: (batch) => ({ sigmas: new Float64Array(batch).fill(1), weights: new Float64Array(batch).fill(1) }),
       generatorLoss: ({ fake, xg, generate }) => {
         const z = fd.randn(xg.shape, { seed: 9 });
         const asked = generate(z, [0, 1, 2, 0]);

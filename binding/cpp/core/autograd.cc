@@ -1,5 +1,8 @@
 #include "autograd.h"
 #include "stream.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/runtime.h"
+#endif
 
 #include <atomic>
 #include <queue>
@@ -121,7 +124,17 @@ void backward(const TensorPtr& root, const TensorPtr& grad, bool retain_graph) {
   if (!seed) {
     seed = empty(root->shape, root->device());
     TensorPtr s = seed;
-    launch("backward", [s] { s->data()[0] = 1.0f; });
+    launch("backward", [s] {
+      const Device dev = s->device();
+      if (dev.type == DeviceType::CUDA) {
+#if FASTDIFF_WITH_CUDA
+        cuda::set_device(dev.index);
+        cuda::fill(s->data(), 1, 1.0f);
+#endif
+        return;
+      }
+      s->data()[0] = 1.0f;
+    });
   }
   buffers[start.fn.get()][start.input_nr] = seed;
   ready.push(start.fn);

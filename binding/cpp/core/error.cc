@@ -13,6 +13,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Aborted: return "ERR_ABORTED";
     case ErrorCode::Cuda: return "ERR_CUDA";
     case ErrorCode::Memory: return "ERR_MEMORY";
+    case ErrorCode::OutOfMemory: return "ERR_OOM";
     case ErrorCode::Numeric: return "ERR_NUMERIC";
     case ErrorCode::NoGraph: return "ERR_NO_GRAPH";
     case ErrorCode::Internal: return "ERR_INTERNAL";

@@ -9,7 +9,7 @@
 
 namespace fd {
 
-enum class ErrorCode { Shape, Dtype, Device, Disposed, Argument, Format, Aborted, Cuda, Memory, Numeric, Internal, NoGraph };
+enum class ErrorCode { Shape, Dtype, Device, Disposed, Argument, Format, Aborted, Cuda, Memory, OutOfMemory, Numeric, Internal, NoGraph };
 
 const char* error_code_name(ErrorCode code);  // "ERR_SHAPE", ...
 

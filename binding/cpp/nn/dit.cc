@@ -36,6 +36,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <tuple>
 
 #include "core/rng.h"
 #include "nn/layers.h"
@@ -216,7 +217,7 @@ class DiT final : public Network {
           ops::permute(ops::reshape(x, {B, in_ch_, h, p, w, p}), {0, 2, 4, 1, 3, 5}), {B, N, in_ch_ * p * p});
       Weights proj = root.sub("pos_embed").sub("proj");
       TensorPtr weight = ops::reshape(proj("weight"), {D, in_ch_ * p * p});
-      return ops::add(ops::linear(patches, weight, proj("bias")), positions(h, w));
+      return ops::add(ops::linear(patches, weight, proj("bias")), positions(h, w, x->device()));
     });
 
     // ---- conditioning inputs shared by every block ----
@@ -298,13 +299,13 @@ class DiT final : public Network {
   int64_t table_rows() const { return num_classes_ + (class_dropout_ > 0.f ? 1 : 0); }
 
   // Positions for an h×w grid, kept for the last few sizes (they are constants: no gradient).
-  TensorPtr positions(int64_t h, int64_t w) const {
+  TensorPtr positions(int64_t h, int64_t w, Device device) const {
     std::lock_guard<std::mutex> lock(pos_mutex_);
-    auto key = std::make_pair(h, w);
+    const auto key = std::make_tuple(h, w, device.str());
     auto it = pos_cache_.find(key);
     if (it != pos_cache_.end()) return it->second;
     if (pos_cache_.size() >= 8) pos_cache_.clear();
-    TensorPtr pos = sincos_positions(inner_, h, w, base_size_, 1.0);
+    TensorPtr pos = ops::to_device(sincos_positions(inner_, h, w, base_size_, 1.0), device);
     pos_cache_[key] = pos;
     return pos;
   }
@@ -316,7 +317,7 @@ class DiT final : public Network {
   ops::Unary gelu_ = ops::Unary::GeluTanh;
   std::vector<std::string> points_, reuse_points_;
   mutable std::mutex pos_mutex_;
-  mutable std::map<std::pair<int64_t, int64_t>, TensorPtr> pos_cache_;
+  mutable std::map<std::tuple<int64_t, int64_t, std::string>, TensorPtr> pos_cache_;  // (h, w, device)
 };
 
 }  // namespace

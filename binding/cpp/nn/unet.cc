@@ -406,7 +406,7 @@ TensorPtr UNet2D::forward(const TensorPtr& input, const TensorPtr& t, const std:
     TensorPtr class_emb = ctx.point("class_embedding", [&] {
       if (o_.cls == ClassKind::Embedding) return ops::embedding(params.get("class_embedding.weight"), labels);
       std::vector<float> values(labels.begin(), labels.end());  // class_embed_type "timestep": time_proj(labels)
-      TensorPtr lt = ops::from_data(values.data(), {B});
+      TensorPtr lt = ops::to_device(ops::from_data(values.data(), {B}), t->device());
       return timestep_mlp(w.sub("class_embedding"), time_proj(lt, &labels));
     });
     emb = ops::add(emb, class_emb);

@@ -18,7 +18,7 @@ static TensorPtr resample(const TensorPtr& x, Resample r) {
 }
 
 // x ÷ s as diffusers computes it (a true division; skipped for s = 1, where it is exact anyway).
-static TensorPtr divide(const TensorPtr& x, float s) { return s == 1.f ? x : ops::div(x, ops::full({1}, s)); }
+static TensorPtr divide(const TensorPtr& x, float s) { return s == 1.f ? x : ops::div(x, ops::full({1}, s, x->device())); }
 
 TensorPtr Units::resnet(const ResnetUnit& r, const TensorPtr& x, const TensorPtr& temb, ForwardContext& ctx) const {
   return ctx.point(r.name, [&] {

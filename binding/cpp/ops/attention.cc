@@ -1,10 +1,14 @@
 // Scaled dot-product attention on [B, H, N, D]: blocked with an online softmax
 // (kernels/attention.h), so N×N scores are never stored.
 //   saved: q, k, v, o and the per-query log-sum-exp
+#include "core/dispatch.h"
 #include "core/profile.h"
 #include "core/stream.h"
 #include "kernels/attention.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/attention.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -19,9 +23,10 @@ struct AttentionBackward : Node {
               gv = empty(v->shape, v->device());
     TensorPtr qs = q, ks = k, vs = v, os = o, ls = lse;
     const kernels::AttentionShape shape = s;
+    const Device dev = q->device();
     launch("attention_backward", [=] {
-      kernels::attention_backward(shape, qs->data(), ks->data(), vs->data(), os->data(), ls->data(), go->data(),
-                                  gq->data(), gk->data(), gv->data());
+      FD_DISPATCH(dev, attention_backward, shape, qs->data(), ks->data(), vs->data(), os->data(), ls->data(),
+                  go->data(), gq->data(), gk->data(), gv->data());
     });
     return {gq, gk, gv};
   }
@@ -43,7 +48,9 @@ TensorPtr attention(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, 
   TensorPtr o = empty({s.B, s.H, s.Nq, s.Dv}, q->device());
   TensorPtr lse = empty({s.B, s.H, s.Nq}, q->device());
   count_flops(2.0 * double(s.B * s.H * s.Nq) * double(s.Nk) * double(s.D + s.Dv));  // QKᵀ and PV
-  launch("attention", [=] { kernels::attention_forward(s, q->data(), k->data(), v->data(), o->data(), lse->data()); });
+  const Device dev = q->device();
+  launch("attention",
+         [=] { FD_DISPATCH(dev, attention_forward, s, q->data(), k->data(), v->data(), o->data(), lse->data()); });
   if (any_requires_grad({&q, &k, &v})) {
     auto node = std::make_shared<AttentionBackward>();
     node->s = s;

@@ -1,10 +1,14 @@
 // conv2d: NCHW input, weight [OC, C/groups, KH, KW]; forward and both gradients
-// are implicit GEMMs in kernels/gemm.h.
+// are implicit GEMMs in kernels/gemm.h (CPU) or cuda/gemm.h (CUDA).
 //   saved: x, w (for grad_w and grad_x respectively)
+#include "core/dispatch.h"
 #include "core/profile.h"
 #include "core/stream.h"
 #include "kernels/gemm.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/gemm.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -18,9 +22,11 @@ struct Conv2dBackward : Node {
     if (!g[0]) return {nullptr, nullptr, nullptr};
     TensorPtr gy = g[0], xs = x, ws = w, gx, gw, gb;
     const kernels::Conv2dShape shape = s;
+    const Device dev = x->device();
     if (next[0].fn) {
-      gx = empty(x->shape, x->device());
-      launch("conv2d_backward_input", [=] { kernels::conv2d_backward_input(shape, gy->data(), ws->data(), gx->data()); });
+      gx = empty(x->shape, dev);
+      launch("conv2d_backward_input",
+             [=] { FD_DISPATCH(dev, conv2d_backward_input, shape, gy->data(), ws->data(), gx->data()); });
     }
     const bool want_b = has_bias && next[2].fn;
     if (next[1].fn || want_b) {
@@ -28,7 +34,8 @@ struct Conv2dBackward : Node {
       if (want_b) gb = empty({s.OC}, w->device());
       TensorPtr gbs = gb;
       launch("conv2d_backward_weight", [=] {
-        kernels::conv2d_backward_weight(shape, xs->data(), gy->data(), gw_buf->data(), gbs ? gbs->data() : nullptr);
+        FD_DISPATCH(dev, conv2d_backward_weight, shape, xs->data(), gy->data(), gw_buf->data(),
+                    gbs ? gbs->data() : nullptr);
       });
       if (next[1].fn) gw = gw_buf;
     }
@@ -63,7 +70,9 @@ TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, 
   }
   TensorPtr y = empty({s.N, s.OC, s.OH(), s.OW()}, x->device());
   count_flops(2.0 * double(s.N * s.OC * s.OH() * s.OW()) * double(s.C / groups * s.KH * s.KW));
-  launch("conv2d", [=] { kernels::conv2d_forward(s, x->data(), w->data(), bias ? bias->data() : nullptr, y->data()); });
+  [[maybe_unused]] const Device dev = x->device();  // unused by FD_DISPATCH in CPU-only builds
+  launch("conv2d",
+         [=] { FD_DISPATCH(dev, conv2d_forward, s, x->data(), w->data(), bias ? bias->data() : nullptr, y->data()); });
   if (any_requires_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();
     node->s = s, node->has_bias = bias != nullptr;

@@ -2,9 +2,15 @@
 // masking, computed in one pass with its gradients with respect to r, f and x_g.
 #include <cmath>
 
+#include "core/dispatch.h"
 #include "core/stream.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/loss.h"
+#endif
 
+// Inside a launch() lambda: runs `call` on dev's CUDA device and returns, for a
+// CUDA tensor; compiles to nothing without CUDA (no CUDA tensors exist there).
 namespace fd::ops {
 namespace {
 
@@ -27,7 +33,10 @@ struct SidLossBackward : Node {
     TensorPtr gy = g[0], rs = r, fs = f, xs = xg, ws = w;
     TensorPtr gr = empty(r->shape, r->device()), gf = empty(f->shape, f->device()), gx = empty(xg->shape, xg->device());
     const SidShape q = s;
+    const Device dev = r->device();
     launch("sid_loss_backward", [=] {
+      FD_CUDA_BRANCH(dev, cuda::sid_loss_backward(q.B, q.P, q.alpha, rs->data(), fs->data(), xs->data(), ws->data(),
+                                                  gy->data(), gr->data(), gf->data(), gx->data()));
       for (int64_t b = 0; b < q.B; ++b) {
         const float k = gy->data()[b] * ws->data()[b];
         const int64_t o = b * q.P;
@@ -56,7 +65,10 @@ std::vector<TensorPtr> sid_loss(const TensorPtr& r, const TensorPtr& f, const Te
   const int64_t B = r->shape[0];
   const SidShape s{B, B > 0 ? r->numel() / B : 0, alpha};
   TensorPtr loss = empty({B}, r->device()), mask = empty({B}, r->device()), w = empty({B}, r->device());
+  const Device dev = r->device();
   launch("sid_loss", [=] {
+    FD_CUDA_BRANCH(dev, cuda::sid_loss_forward(s.B, s.P, s.alpha, r->data(), f->data(), xg->data(), loss->data(),
+                                               mask->data(), w->data()));
     for (int64_t b = 0; b < s.B; ++b) {
       const float* rp = r->data() + b * s.P;
       const float* fp = f->data() + b * s.P;

@@ -1,11 +1,20 @@
 // Elementwise ops with NumPy broadcasting. Forward: unary ops go straight to
-// kernels::unary; binary ops are decomposed into runs where each operand is either
-// contiguous or a broadcast scalar, each run handled by kernels::binary.
+// kernels::unary; binary ops merge the broadcast dims first. On the CPU the merged
+// loop nest is decomposed into runs where each operand is either contiguous or a
+// broadcast scalar, each run handled by kernels::binary; on CUDA a same-shape or
+// scalar case goes to the contiguous kernel and anything else to one strided
+// broadcast kernel over the merged dims.
 #include <algorithm>
 
+#include "core/dispatch.h"
 #include "core/stream.h"
 #include "core/threadpool.h"
+#include "core/dispatch.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/elementwise.h"
+#include "cuda/vector.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -26,8 +35,9 @@ struct UnaryBackward : Node {
     TensorPtr gy = g[0], xs = x, ys = y;
     const Unary o = op;
     const float aa = a, bb = b;
+    [[maybe_unused]] const Device dev = x->device();  // unused in CPU-only builds
     launch(name(), [=] {
-      kernels::unary_backward(o, gx->numel(), xs->data(), ys->data(), gy->data(), gx->data(), aa, bb);
+      FD_DISPATCH(dev, unary_backward, o, gx->numel(), xs->data(), ys->data(), gy->data(), gx->data(), aa, bb);
     });
     return {gx};
   }
@@ -43,7 +53,39 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
   return strides;
 }
 
-// Loop nest for an N-ary broadcast: dims merged where every operand allows it.
+// The output dims of an N-ary broadcast, merged where every operand allows it (two
+// adjacent dims merge when each operand's outer stride is its inner stride times the
+// inner size), size-1 dims dropped. strides[k][d]: operand k's stride along dim d.
+struct MergedBroadcast {
+  std::vector<int64_t> dims;
+  std::vector<std::vector<int64_t>> strides;
+};
+
+MergedBroadcast merge_broadcast(const Shape& out, const std::vector<Shape>& inputs) {
+  std::vector<std::vector<int64_t>> st;
+  for (const auto& s : inputs) st.push_back(broadcast_strides(s, out));
+  MergedBroadcast m;
+  m.strides.resize(inputs.size());
+  for (size_t d = 0; d < out.size(); ++d) {
+    if (out[d] == 1) continue;
+    if (!m.dims.empty()) {
+      bool ok = true;
+      for (size_t k = 0; k < inputs.size(); ++k)
+        if (m.strides[k].back() != st[k][d] * out[d]) ok = false;
+      if (ok) {
+        m.dims.back() *= out[d];
+        for (size_t k = 0; k < inputs.size(); ++k) m.strides[k].back() = st[k][d];
+        continue;
+      }
+    }
+    m.dims.push_back(out[d]);
+    for (size_t k = 0; k < inputs.size(); ++k) m.strides[k].push_back(st[k][d]);
+  }
+  return m;
+}
+
+// CPU loop nest over merged dims: the innermost dim becomes a run when every operand
+// is contiguous (stride 1) or a broadcast scalar (stride 0) along it.
 struct BroadcastPlan {
   std::vector<int64_t> dims;                  // outer dims (innermost run excluded)
   std::vector<std::vector<int64_t>> strides;  // per operand, per outer dim
@@ -62,37 +104,17 @@ struct BroadcastPlan {
   }
 };
 
-BroadcastPlan plan_broadcast(const Shape& out, const std::vector<Shape>& inputs) {
-  std::vector<std::vector<int64_t>> st;
-  for (const auto& s : inputs) st.push_back(broadcast_strides(s, out));
-  // Merge dims from the inside out while every operand stays "collapsible".
-  std::vector<int64_t> dims(out.begin(), out.end());
-  std::vector<std::vector<int64_t>> mst = st;
-  std::vector<int64_t> mdims;
-  std::vector<std::vector<int64_t>> mstrides(inputs.size());
-  for (size_t d = 0; d < dims.size(); ++d) {
-    if (dims[d] == 1) continue;
-    if (!mdims.empty()) {
-      bool ok = true;
-      for (size_t k = 0; k < inputs.size(); ++k)
-        if (mstrides[k].back() != st[k][d] * dims[d]) ok = false;
-      if (ok) {
-        mdims.back() *= dims[d];
-        for (size_t k = 0; k < inputs.size(); ++k) mstrides[k].back() = st[k][d];
-        continue;
-      }
-    }
-    mdims.push_back(dims[d]);
-    for (size_t k = 0; k < inputs.size(); ++k) mstrides[k].push_back(st[k][d]);
-  }
+BroadcastPlan plan_broadcast(const MergedBroadcast& m) {
+  std::vector<int64_t> mdims = m.dims;
+  std::vector<std::vector<int64_t>> mstrides = m.strides;
   BroadcastPlan p;
-  p.run_stride.assign(inputs.size(), 0);
+  p.run_stride.assign(mstrides.size(), 0);
   if (!mdims.empty()) {
     bool unit = true;
-    for (size_t k = 0; k < inputs.size(); ++k) unit = unit && (mstrides[k].back() == 0 || mstrides[k].back() == 1);
+    for (const auto& s : mstrides) unit = unit && (s.back() == 0 || s.back() == 1);
     if (unit) {
       p.run = mdims.back();
-      for (size_t k = 0; k < inputs.size(); ++k) p.run_stride[k] = mstrides[k].back();
+      for (size_t k = 0; k < mstrides.size(); ++k) p.run_stride[k] = mstrides[k].back();
       mdims.pop_back();
       for (auto& s : mstrides) s.pop_back();
     }
@@ -101,6 +123,20 @@ BroadcastPlan plan_broadcast(const Shape& out, const std::vector<Shape>& inputs)
   p.strides = mstrides;
   for (int64_t d : mdims) p.outer *= d;
   return p;
+}
+
+// True when the merged problem is one contiguous-or-scalar run (the flat kernels' case).
+bool is_flat(const MergedBroadcast& m) {
+  if (m.dims.size() > 1) return false;
+  for (const auto& s : m.strides)
+    if (!s.empty() && s[0] != 0 && s[0] != 1) return false;
+  return true;
+}
+int64_t flat_stride(const MergedBroadcast& m, size_t k) { return m.dims.empty() ? 0 : m.strides[k][0]; }
+
+// share = 1 where a wins, 0.5 at ties, 0 where b wins (d = a − b).
+void minmax_share(int64_t n, const float* d, float* s, bool is_max) {
+  for (int64_t i = 0; i < n; ++i) s[i] = d[i] == 0.f ? 0.5f : ((d[i] > 0.f) == is_max ? 1.f : 0.f);
 }
 
 struct BinaryBackward : Node {
@@ -147,11 +183,10 @@ std::vector<TensorPtr> BinaryBackward::apply(const std::vector<TensorPtr>& g) {
       const bool is_max = op == Binary::Maximum;
       TensorPtr diff = sub(a, b);
       TensorPtr share = empty(diff->shape, diff->device());
-      launch(is_max ? "maximum_backward" : "minimum_backward", [diff, share, is_max] {
-        const float* d = diff->data();
-        float* s = share->data();
-        for (int64_t i = 0, n = share->numel(); i < n; ++i)
-          s[i] = d[i] == 0.f ? 0.5f : ((d[i] > 0.f) == is_max ? 1.f : 0.f);
+      const Device dev = diff->device();
+      launch(is_max ? "maximum_backward" : "minimum_backward", [diff, share, is_max, dev] {
+        FD_ON_DEVICE(dev, minmax_share(share->numel(), diff->data(), share->data(), is_max),
+                     cuda::minmax_share(share->numel(), diff->data(), share->data(), is_max));
       });
       ga = need_a ? mul(gy, share) : nullptr;
       gb = need_b ? mul(gy, unary(Unary::Affine, share, -1.f, 1.f)) : nullptr;
@@ -163,15 +198,8 @@ std::vector<TensorPtr> BinaryBackward::apply(const std::vector<TensorPtr>& g) {
   return {ga && need_a ? sum_to(ga, a_shape) : nullptr, gb && need_b ? sum_to(gb, b_shape) : nullptr};
 }
 
-void run_binary(Binary op, const TensorPtr& a, const TensorPtr& b, const TensorPtr& out) {
-  if (a->shape == out->shape && b->shape == out->shape) {
-    kernels::binary(op, out->numel(), a->data(), 1, b->data(), 1, out->data());
-    return;
-  }
-  const BroadcastPlan p = plan_broadcast(out->shape, {a->shape, b->shape});
-  const float* pa = a->data();
-  const float* pb = b->data();
-  float* po = out->data();
+void binary_cpu(Binary op, const MergedBroadcast& m, const float* pa, const float* pb, float* po) {
+  const BroadcastPlan p = plan_broadcast(m);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
   ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
     int64_t off[2];
@@ -182,13 +210,57 @@ void run_binary(Binary op, const TensorPtr& a, const TensorPtr& b, const TensorP
   });
 }
 
+void run_binary(Binary op, const TensorPtr& a, const TensorPtr& b, const TensorPtr& out) {
+  const Device dev = out->device();
+  if (a->shape == out->shape && b->shape == out->shape) {
+    FD_DISPATCH(dev, binary, op, out->numel(), a->data(), 1, b->data(), 1, out->data());
+    return;
+  }
+  const MergedBroadcast m = merge_broadcast(out->shape, {a->shape, b->shape});
+  if (is_flat(m)) {
+    FD_DISPATCH(dev, binary, op, out->numel(), a->data(), flat_stride(m, 0), b->data(), flat_stride(m, 1), out->data());
+    return;
+  }
+  FD_ON_DEVICE(dev, binary_cpu(op, m, a->data(), b->data(), out->data()),
+               cuda::strided_binary(op, m.dims, m.strides, a->data(), b->data(), out->data()));
+}
+
+void where_cpu(const MergedBroadcast& m, const float* pc, const float* pa, const float* pb, float* po) {
+  const BroadcastPlan p = plan_broadcast(m);
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
+  ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
+    int64_t off[3];
+    const int64_t sc = p.run_stride[0], sa = p.run_stride[1], sb = p.run_stride[2];
+    for (int64_t o = o0; o < o1; ++o) {
+      p.offsets(o, off);
+      const float *c = pc + off[0], *x = pa + off[1], *y = pb + off[2];
+      float* dst = po + o * p.run;
+      for (int64_t i = 0; i < p.run; ++i) dst[i] = c[i * sc] != 0.f ? x[i * sa] : y[i * sb];
+    }
+  });
+}
+
+void expand_cpu(const MergedBroadcast& m, const float* px, float* po) {
+  const BroadcastPlan p = plan_broadcast(m);
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
+  ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
+    int64_t off[1];
+    for (int64_t o = o0; o < o1; ++o) {
+      p.offsets(o, off);
+      float* dst = po + o * p.run;
+      if (p.run_stride[0]) std::copy(px + off[0], px + off[0] + p.run, dst);
+      else std::fill(dst, dst + p.run, px[off[0]]);
+    }
+  });
+}
+
 struct WhereBackward : Node {
   TensorPtr cond;
   Shape a_shape, b_shape;
   const char* name() const override { return "where"; }
   std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
     if (!g[0]) return {nullptr, nullptr, nullptr};
-    TensorPtr zero = full({1}, 0.f);
+    TensorPtr zero = full({1}, 0.f, g[0]->device());
     return {nullptr, sum_to(where(cond, g[0], zero), a_shape), sum_to(where(cond, zero, g[0]), b_shape)};
   }
   void release() override { cond = nullptr; }
@@ -219,7 +291,8 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 
 TensorPtr unary(Unary op, const TensorPtr& x, float a, float b) {
   TensorPtr y = empty(x->shape, x->device());
-  launch(unary_name(op), [=] { kernels::unary(op, y->numel(), x->data(), y->data(), a, b); });
+  [[maybe_unused]] const Device dev = x->device();  // unused in CPU-only builds
+  launch(unary_name(op), [=] { FD_DISPATCH(dev, unary, op, y->numel(), x->data(), y->data(), a, b); });
   if (has_gradient(op) && any_requires_grad({&x})) {
     auto node = std::make_shared<UnaryBackward>();
     node->op = op, node->a = a, node->b = b;
@@ -255,20 +328,11 @@ TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b) {
   check_same_device("where", a, b);
   const Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond->shape, a->shape), b->shape);
   TensorPtr out = empty(shape, a->device());
+  const MergedBroadcast m = merge_broadcast(shape, {cond->shape, a->shape, b->shape});
+  const Device dev = a->device();
   launch("where", [=] {
-    const BroadcastPlan p = plan_broadcast(out->shape, {cond->shape, a->shape, b->shape});
-    const float *pc = cond->data(), *pa = a->data(), *pb = b->data();
-    float* po = out->data();
-    ThreadPool::global().parallel_for(p.outer, std::max<int64_t>(1, 32768 / p.run), [&](int64_t o0, int64_t o1) {
-      int64_t off[3];
-      const int64_t sc = p.run_stride[0], sa = p.run_stride[1], sb = p.run_stride[2];
-      for (int64_t o = o0; o < o1; ++o) {
-        p.offsets(o, off);
-        const float *c = pc + off[0], *x = pa + off[1], *y = pb + off[2];
-        float* dst = po + o * p.run;
-        for (int64_t i = 0; i < p.run; ++i) dst[i] = c[i * sc] != 0.f ? x[i * sa] : y[i * sb];
-      }
-    });
+    FD_ON_DEVICE(dev, where_cpu(m, cond->data(), a->data(), b->data(), out->data()),
+                 cuda::strided_where(m.dims, m.strides, cond->data(), a->data(), b->data(), out->data()));
   });
   if (any_requires_grad({&a, &b})) {
     auto node = std::make_shared<WhereBackward>();
@@ -294,19 +358,11 @@ TensorPtr expand(const TensorPtr& x, const Shape& shape) {
   FD_CHECK(out_shape == shape, ErrorCode::Shape, "broadcastTo: cannot broadcast ", shape_str(x->shape), " to ",
            shape_str(shape));
   TensorPtr out = empty(shape, x->device());
+  const MergedBroadcast m = merge_broadcast(shape, {x->shape});
+  const Device dev = x->device();
   launch("broadcastTo", [=] {
-    const BroadcastPlan p = plan_broadcast(out->shape, {x->shape});
-    const float* px = x->data();
-    float* po = out->data();
-    ThreadPool::global().parallel_for(p.outer, std::max<int64_t>(1, 32768 / p.run), [&](int64_t o0, int64_t o1) {
-      int64_t off[1];
-      for (int64_t o = o0; o < o1; ++o) {
-        p.offsets(o, off);
-        float* dst = po + o * p.run;
-        if (p.run_stride[0]) std::copy(px + off[0], px + off[0] + p.run, dst);
-        else std::fill(dst, dst + p.run, px[off[0]]);
-      }
-    });
+    FD_ON_DEVICE(dev, expand_cpu(m, x->data(), out->data()),
+                 cuda::strided_copy(m.dims, m.strides, x->data(), out->data()));
   });
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<SumToBackward>();

@@ -2,12 +2,20 @@
 // diffusers), class-label embedding, seeded dropout and the fused MSE loss.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "core/dispatch.h"
 #include "core/rng.h"
 #include "core/stream.h"
 #include "core/threadpool.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/embed.h"
+#include "cuda/loss.h"
+#endif
 
+// Inside a launch() lambda: runs `call` on dev's CUDA device and returns, for a
+// CUDA tensor; compiles to nothing without CUDA (no CUDA tensors exist there).
 namespace fd::ops {
 namespace {
 
@@ -19,6 +27,12 @@ struct EmbeddingParams {
     const float exponent = float(-std::log(double(max_period))) * float(i) / (float(half) - shift);
     return std::exp(exponent);
   }
+  // The `half` frequencies (the CUDA kernels take them from here, so both devices use the same floats).
+  std::vector<float> frequencies() const {
+    std::vector<float> f(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) f[i] = frequency(i);
+    return f;
+  }
 };
 
 struct TimestepEmbeddingBackward : Node {
@@ -29,8 +43,11 @@ struct TimestepEmbeddingBackward : Node {
     if (!g[0]) return {nullptr};
     TensorPtr gy = g[0], ts = t, gt = empty(t->shape, t->device());
     const EmbeddingParams q = p;
+    const Device dev = t->device();
     launch("timestep_embedding_backward", [=] {
       const int64_t B = ts->numel();
+      FD_CUDA_BRANCH(dev, cuda::timestep_embedding_backward(B, q.dim, q.half, q.flip, q.scale, q.frequencies().data(),
+                                                            ts->data(), gy->data(), gt->data()));
       for (int64_t b = 0; b < B; ++b) {
         double acc = 0;
         for (int64_t i = 0; i < q.half; ++i) {
@@ -55,8 +72,11 @@ struct EmbeddingBackward : Node {
     if (!g[0]) return {nullptr};
     TensorPtr gy = g[0], gw = empty(weight_shape, gy->device());
     auto ids = labels;
+    const Device dev = gy->device();
     launch("embedding_backward", [=] {
       const int64_t D = gw->shape[1];
+      FD_CUDA_BRANCH(dev, cuda::embedding_backward(ids.data(), int64_t(ids.size()), gw->shape[0], D, gy->data(),
+                                                   gw->data()));
       std::fill(gw->data(), gw->data() + gw->numel(), 0.f);
       for (size_t b = 0; b < ids.size(); ++b)  // in label order: deterministic
         for (int64_t d = 0; d < D; ++d) gw->data()[ids[b] * D + d] += gy->data()[b * D + d];
@@ -82,8 +102,11 @@ struct MseBackward : Node {
     if (!g[0]) return {nullptr, nullptr};
     TensorPtr gy = g[0], as = a, bs = b, ga = empty(a->shape, a->device());
     const LossReduction r = reduction;
+    const Device dev = a->device();
     launch("mse_loss_backward", [=] {
       const int64_t n = ga->numel();
+      FD_CUDA_BRANCH(dev, cuda::mse_loss_backward(n, as->data(), bs->data(), gy->data(), ga->data(),
+                                                  r == LossReduction::None, r == LossReduction::Mean));
       const float* x = as->data();
       const float* y = bs->data();
       float* o = ga->data();
@@ -106,8 +129,11 @@ TensorPtr timestep_embedding(const TensorPtr& t, int64_t dim, bool flip_sin_to_c
   EmbeddingParams p{dim, dim / 2, flip_sin_to_cos, downscale_freq_shift, scale, max_period};
   FD_CHECK(float(p.half) - p.shift != 0.f, ErrorCode::Argument, "timestep_embedding: half_dim - shift is zero");
   TensorPtr y = empty({t->shape[0], dim}, t->device());
+  const Device dev = t->device();
   launch("timestep_embedding", [=] {
     const int64_t B = t->numel();
+    FD_CUDA_BRANCH(dev, cuda::timestep_embedding_forward(B, dim, p.half, p.flip, p.scale, p.frequencies().data(),
+                                                         t->data(), y->data()));
     float* out = y->data();
     for (int64_t b = 0; b < B; ++b) {
       float* row = out + b * dim;
@@ -135,7 +161,9 @@ TensorPtr embedding(const TensorPtr& weight, const std::vector<int32_t>& labels)
     FD_CHECK(id >= 0 && id < V, ErrorCode::Argument, "embedding: label ", id, " is out of range for ", V,
              " classes (weight ", shape_str(weight->shape), ")");
   TensorPtr y = empty({int64_t(labels.size()), D}, weight->device());
+  const Device dev = weight->device();
   launch("embedding", [=] {
+    FD_CUDA_BRANCH(dev, cuda::embedding_forward(labels.data(), int64_t(labels.size()), D, weight->data(), y->data()));
     for (size_t b = 0; b < labels.size(); ++b)
       std::copy(weight->data() + labels[b] * D, weight->data() + (labels[b] + 1) * D, y->data() + b * D);
   });
@@ -150,8 +178,10 @@ TensorPtr embedding(const TensorPtr& weight, const std::vector<int32_t>& labels)
 TensorPtr dropout(const TensorPtr& x, float p, uint64_t seed, uint64_t offset) {
   FD_CHECK(p >= 0.f && p < 1.f, ErrorCode::Argument, "dropout: p must be in [0, 1), got ", p);
   TensorPtr y = empty(x->shape, x->device());
+  const Device dev = x->device();
   launch("dropout", [=] {
     const int64_t n = x->numel();
+    FD_CUDA_BRANCH(dev, cuda::dropout_forward(n, x->data(), y->data(), p, seed, offset));
     fill_dropout_mask(y->data(), n, seed, offset, p);
     const float keep_scale = 1.f / (1.f - p);
     float* o = y->data();
@@ -171,8 +201,11 @@ TensorPtr mse_loss(const TensorPtr& a, const TensorPtr& b, LossReduction reducti
   FD_CHECK(a->shape == b->shape, ErrorCode::Shape, "mse_loss: prediction ", shape_str(a->shape), " and target ",
            shape_str(b->shape), " differ");
   TensorPtr y = reduction == LossReduction::None ? empty(a->shape, a->device()) : empty({}, a->device());
+  const Device dev = a->device();
   launch("mse_loss", [=] {
     const int64_t n = a->numel();
+    FD_CUDA_BRANCH(dev, cuda::mse_loss_forward(n, a->data(), b->data(), y->data(), reduction == LossReduction::None,
+                                               reduction == LossReduction::Mean));
     const float* x = a->data();
     const float* t = b->data();
     if (reduction == LossReduction::None) {
@@ -201,8 +234,10 @@ struct FourierBackward : Node {
   std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
     if (!g[0]) return {nullptr, nullptr};
     TensorPtr gy = g[0], xs = x, ws = w, gx = empty(x->shape, x->device());
+    const Device dev = x->device();
     launch("gaussian_fourier_projection_backward", [=] {
       const int64_t B = xs->numel(), C = ws->numel();
+      FD_CUDA_BRANCH(dev, cuda::gaussian_fourier_backward(B, C, xs->data(), ws->data(), gy->data(), gx->data()));
       const float two_pi = float(2.0 * M_PI);
       for (int64_t b = 0; b < B; ++b) {
         double acc = 0;
@@ -228,7 +263,9 @@ TensorPtr gaussian_fourier_projection(const TensorPtr& x, const TensorPtr& w) {
   check_same_device("gaussian_fourier_projection", x, w);
   const int64_t B = x->shape[0], C = w->shape[0];
   TensorPtr y = empty({B, 2 * C}, x->device());
+  const Device dev = x->device();
   launch("gaussian_fourier_projection", [=] {
+    FD_CUDA_BRANCH(dev, cuda::gaussian_fourier_forward(B, C, x->data(), w->data(), y->data()));
     for (int64_t b = 0; b < B; ++b)
       for (int64_t i = 0; i < C; ++i) {
         // x[:, None] * W[None, :] * 2 * π, each step rounded to float32 like torch.

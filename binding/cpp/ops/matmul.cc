@@ -1,12 +1,17 @@
-// matmul (batched, broadcasting batch dims) and linear, on kernels::sgemm.
+// matmul (batched, broadcasting batch dims) and linear, on sgemm: kernels::sgemm on
+// the CPU, cuda::sgemm for CUDA tensors (FD_DISPATCH on the output's device).
 // Transposed operands in the backward pass are strided views, never copies.
 #include <algorithm>
 
+#include "core/dispatch.h"
 #include "core/profile.h"
 #include "core/stream.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/gemm.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -23,7 +28,7 @@ struct BatchedGemm {
   std::vector<int64_t> a_off, b_off;       // per output batch: element offsets
 };
 
-void run_gemm(const BatchedGemm& g, const float* A, const float* B, float* C) {
+void run_gemm(const BatchedGemm& g, Device dev, const float* A, const float* B, float* C) {
   const int64_t batch = int64_t(g.a_off.size());
   const MatView av{nullptr, g.ta ? 1 : g.a_cols, g.ta ? g.a_cols : 1};
   const MatView bv{nullptr, g.tb ? 1 : g.b_cols, g.tb ? g.b_cols : 1};
@@ -33,8 +38,21 @@ void run_gemm(const BatchedGemm& g, const float* A, const float* B, float* C) {
   for (int64_t b = 1; uniform && b < batch; ++b)
     uniform = g.a_off[b] - g.a_off[b - 1] == sa && g.b_off[b] - g.b_off[b - 1] == sb;
   if (uniform || batch == 1) {
-    kernels::sgemm_batched(batch, g.M, g.N, g.K, 1.f, {A + g.a_off[0], av.rs, av.cs}, sa,
-                           {B + g.b_off[0], bv.rs, bv.cs}, sb, 0.f, C, g.N, g.M * g.N);
+    FD_DISPATCH(dev, sgemm_batched, batch, g.M, g.N, g.K, 1.f, {A + g.a_off[0], av.rs, av.cs}, sa,
+                {B + g.b_off[0], bv.rs, bv.cs}, sb, 0.f, C, g.N, g.M * g.N);
+    return;
+  }
+  if (dev.type == DeviceType::CUDA) {
+    // One launch per run of evenly spaced offsets (e.g. the inner broadcast dim)
+    // rather than one per matrix.
+    for (int64_t b = 0; b < batch;) {
+      int64_t e = b + 1;
+      const int64_t ra = e < batch ? g.a_off[e] - g.a_off[b] : 0, rb = e < batch ? g.b_off[e] - g.b_off[b] : 0;
+      while (e < batch && g.a_off[e] - g.a_off[e - 1] == ra && g.b_off[e] - g.b_off[e - 1] == rb) ++e;
+      FD_DISPATCH(dev, sgemm_batched, e - b, g.M, g.N, g.K, 1.f, {A + g.a_off[b], av.rs, av.cs}, ra,
+                  {B + g.b_off[b], bv.rs, bv.cs}, rb, 0.f, C + b * g.M * g.N, g.N, g.M * g.N);
+      b = e;
+    }
     return;
   }
   for (int64_t b = 0; b < batch; ++b)
@@ -86,16 +104,18 @@ std::vector<TensorPtr> LinearBackward::apply(const std::vector<TensorPtr>& g) {
   const int64_t K = w->shape[1], N = w->shape[0], M = x->numel() / std::max<int64_t>(K, 1);
   TensorPtr gy = g[0], xs = x, ws = w;
   TensorPtr gx, gw, gb;
+  check_same_device("linear", gy, xs);
+  const Device dev = x->device();
   if (next[0].fn) {
-    gx = empty(x->shape, x->device());
+    gx = empty(x->shape, dev);
     launch("linear_backward_input", [=] {
-      kernels::sgemm(M, K, N, 1.f, {gy->data(), N, 1}, {ws->data(), K, 1}, 0.f, gx->data(), K);
+      FD_DISPATCH(dev, sgemm, M, K, N, 1.f, {gy->data(), N, 1}, {ws->data(), K, 1}, 0.f, gx->data(), K);
     });
   }
   if (next[1].fn) {
-    gw = empty(w->shape, w->device());
+    gw = empty(w->shape, dev);
     launch("linear_backward_weight", [=] {
-      kernels::sgemm(N, K, M, 1.f, {gy->data(), 1, N}, {xs->data(), K, 1}, 0.f, gw->data(), K);
+      FD_DISPATCH(dev, sgemm, N, K, M, 1.f, {gy->data(), 1, N}, {xs->data(), K, 1}, 0.f, gw->data(), K);
     });
   }
   if (has_bias && next[2].fn) gb = reduce(Reduce::Sum, reshape(gy, {M, N}), {0}, false);
@@ -122,9 +142,10 @@ TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
                                                          batch_offsets(ab, batch, M * K), batch_offsets(bb, batch, K * N)});
   if (plan->a_off.empty()) plan->a_off = {0}, plan->b_off = {0};
   count_flops(2.0 * double(y->numel()) * double(K));
+  const Device dev = y->device();
   launch("matmul", [=] {
     if (y->numel() == 0) return;
-    run_gemm(*plan, a->data(), b->data(), y->data());
+    run_gemm(*plan, dev, a->data(), b->data(), y->data());
   });
   if (any_requires_grad({&a, &b})) {
     auto node = std::make_shared<MatmulBackward>();
@@ -149,10 +170,11 @@ TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) 
   shape.back() = N;
   TensorPtr y = empty(shape, x->device());
   count_flops(2.0 * double(M) * double(N) * double(K));
+  const Device dev = y->device();
   launch("linear", [=] {
     kernels::GemmEpilogue ep;
     ep.bias_col = bias ? bias->data() : nullptr;
-    kernels::sgemm(M, N, K, 1.f, {x->data(), K, 1}, {w->data(), 1, K}, 0.f, y->data(), N, ep);
+    FD_DISPATCH(dev, sgemm, M, N, K, 1.f, {x->data(), K, 1}, {w->data(), 1, K}, 0.f, y->data(), N, ep);
   });
   if (any_requires_grad({&x, &w, &bias})) {
     auto node = std::make_shared<LinearBackward>();

@@ -1,6 +1,10 @@
 // Group norm (optionally fused with SiLU), layer norm and softmax.
+#include "core/dispatch.h"
 #include "core/stream.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/norm.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -19,10 +23,11 @@ struct GroupNormBackward : Node {
     const int64_t n = N, c = C, hw = HW, groups = G;
     const bool fuse = silu;
     TensorPtr xs = x, gm = gamma, bt = beta, mu = mean, rs = rstd;
+    const Device dev = x->device();
     launch(name(), [=] {
-      kernels::group_norm_backward(n, c, hw, groups, xs->data(), gm ? gm->data() : nullptr, bt ? bt->data() : nullptr,
-                                   fuse, mu->data(), rs->data(), gy->data(), gx->data(), gg ? gg->data() : nullptr,
-                                   gb ? gb->data() : nullptr);
+      FD_DISPATCH(dev, group_norm_backward, n, c, hw, groups, xs->data(), gm ? gm->data() : nullptr,
+                  bt ? bt->data() : nullptr, fuse, mu->data(), rs->data(), gy->data(), gx->data(),
+                  gg ? gg->data() : nullptr, gb ? gb->data() : nullptr);
     });
     return {gx, gg, gb};
   }
@@ -41,9 +46,10 @@ struct LayerNormBackward : Node {
     TensorPtr gb = has_beta && next[2].fn ? empty({D}, x->device()) : nullptr;
     const int64_t m = M, d = D;
     TensorPtr xs = x, gm = gamma, mu = mean, rs = rstd;
+    const Device dev = x->device();
     launch("layer_norm_backward", [=] {
-      kernels::layer_norm_backward(m, d, xs->data(), gm ? gm->data() : nullptr, mu->data(), rs->data(), gy->data(),
-                                   gx->data(), gg ? gg->data() : nullptr, gb ? gb->data() : nullptr);
+      FD_DISPATCH(dev, layer_norm_backward, m, d, xs->data(), gm ? gm->data() : nullptr, mu->data(), rs->data(),
+                  gy->data(), gx->data(), gg ? gg->data() : nullptr, gb ? gb->data() : nullptr);
     });
     return {gx, gg, gb};
   }
@@ -59,7 +65,8 @@ struct SoftmaxBackward : Node {
     TensorPtr gy = g[0], ys = y, gx = empty(y->shape, y->device());
     const bool lg = log;
     const int64_t D = y->shape.back(), M = y->numel() / std::max<int64_t>(D, 1);
-    launch(name(), [=] { kernels::softmax_backward(M, D, ys->data(), gy->data(), gx->data(), lg); });
+    const Device dev = y->device();
+    launch(name(), [=] { FD_DISPATCH(dev, softmax_backward, M, D, ys->data(), gy->data(), gx->data(), lg); });
     return {gx};
   }
   void release() override { y = nullptr; }
@@ -85,9 +92,10 @@ TensorPtr group_norm(const TensorPtr& x, int64_t groups, const TensorPtr& gamma,
   check_affine(op, x, beta, C, "bias");
   TensorPtr y = empty(x->shape, x->device());
   TensorPtr mean = empty({N * groups}, x->device()), rstd = empty({N * groups}, x->device());
+  const Device dev = x->device();
   launch(op, [=] {
-    kernels::group_norm_forward(N, C, HW, groups, eps, x->data(), gamma ? gamma->data() : nullptr,
-                                beta ? beta->data() : nullptr, silu, y->data(), mean->data(), rstd->data());
+    FD_DISPATCH(dev, group_norm_forward, N, C, HW, groups, eps, x->data(), gamma ? gamma->data() : nullptr,
+                beta ? beta->data() : nullptr, silu, y->data(), mean->data(), rstd->data());
   });
   if (any_requires_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<GroupNormBackward>();
@@ -105,9 +113,10 @@ TensorPtr layer_norm(const TensorPtr& x, const TensorPtr& gamma, const TensorPtr
   check_affine("layer_norm", x, beta, D, "bias");
   TensorPtr y = empty(x->shape, x->device());
   TensorPtr mean = empty({M}, x->device()), rstd = empty({M}, x->device());
+  const Device dev = x->device();
   launch("layer_norm", [=] {
-    kernels::layer_norm_forward(M, D, eps, x->data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr,
-                                y->data(), mean->data(), rstd->data());
+    FD_DISPATCH(dev, layer_norm_forward, M, D, eps, x->data(), gamma ? gamma->data() : nullptr,
+                beta ? beta->data() : nullptr, y->data(), mean->data(), rstd->data());
   });
   if (any_requires_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<LayerNormBackward>();
@@ -127,7 +136,9 @@ TensorPtr softmax(const TensorPtr& x, int64_t axis_in, bool log) {
   }
   const int64_t D = x->dim() ? x->shape.back() : 1, M = x->numel() / std::max<int64_t>(D, 1);
   TensorPtr y = empty(x->shape, x->device());
-  launch(log ? "log_softmax" : "softmax", [=] { kernels::softmax_forward(M, D, x->data(), y->data(), log); });
+  const Device dev = x->device();
+  launch(log ? "log_softmax" : "softmax",
+         [=] { FD_DISPATCH(dev, softmax_forward, M, D, x->data(), y->data(), log); });
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<SoftmaxBackward>();
     node->y = save(y), node->log = log;

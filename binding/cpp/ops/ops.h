@@ -19,11 +19,14 @@ using kernels::Unary;
 
 // ---- creation (creation.cc) ----
 TensorPtr from_data(const float* data, const Shape& shape);
-TensorPtr full(const Shape& shape, float value);
-TensorPtr arange(double start, double end, double step);
-TensorPtr rand(const Shape& shape, uint64_t seed, uint64_t offset, float low, float high);
-TensorPtr randn(const Shape& shape, uint64_t seed, uint64_t offset, float mean, float stddev);
+TensorPtr full(const Shape& shape, float value, Device device = {});
+TensorPtr arange(double start, double end, double step, Device device = {});
+// Philox (seed, offset) draws: the same values on every device (core/rng.h).
+TensorPtr rand(const Shape& shape, uint64_t seed, uint64_t offset, float low, float high, Device device = {});
+TensorPtr randn(const Shape& shape, uint64_t seed, uint64_t offset, float mean, float stddev, Device device = {});
 TensorPtr contiguous_copy(const TensorPtr& t);  // a new storage with the same values (recorded: clone)
+// x on `device` (x itself when already there); recorded: the gradient moves back to x's device.
+TensorPtr to_device(const TensorPtr& x, Device device);
 
 // ---- elementwise (elementwise.cc) ----
 TensorPtr unary(Unary op, const TensorPtr& x, float a = 0.f, float b = 0.f);

@@ -1,14 +1,20 @@
 // Reductions over a set of axes. Each contiguous group of reduced axes becomes an
 // (outer, R, inner) problem. Determinism: the reduced dimension is summed in a
 // fixed order (fixed 16-lane partial sums, fixed 64K-element chunks combined in
-// double), never split by thread count, so results are bitwise reproducible.
+// double), never split by thread count, so results are bitwise reproducible. CUDA
+// reduces the same (outer, R, inner) problems with fixed-shape trees (cuda/reduce.cu).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/stream.h"
 #include "core/threadpool.h"
+#include "core/dispatch.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/elementwise.h"
+#include "cuda/reduce.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -88,6 +94,18 @@ void reduce_kernel(Reduce kind, const float* x, float* out, int64_t outer, int64
   });
 }
 
+#if FASTDIFF_WITH_CUDA
+// reduce_range only sees Sum, Max and Min (Mean is a Sum, scaled by the op).
+cuda::ReduceOp cuda_reduce_op(Reduce kind) {
+  return kind == Reduce::Max ? cuda::ReduceOp::Max : kind == Reduce::Min ? cuda::ReduceOp::Min : cuda::ReduceOp::Sum;
+}
+#endif
+
+// h[i] = a[i] == b[i] ? 1 : 0
+void equal_mask(int64_t n, const float* a, const float* b, float* h) {
+  for (int64_t i = 0; i < n; ++i) h[i] = a[i] == b[i] ? 1.f : 0.f;
+}
+
 std::vector<int64_t> normalize_axes(const char* op, std::vector<int64_t> axes, int64_t ndim) {
   if (axes.empty())
     for (int64_t i = 0; i < ndim; ++i) axes.push_back(i);
@@ -116,7 +134,11 @@ TensorPtr reduce_range(Reduce kind, const TensorPtr& x, int64_t a0, int64_t a1) 
   FD_CHECK(R > 0 || kind == Reduce::Sum || kind == Reduce::Mean, ErrorCode::Shape, reduce_name(kind),
            ": cannot reduce an empty dimension of ", shape_str(x->shape));
   TensorPtr out = empty(shape, x->device());
-  launch(reduce_name(kind), [=] { reduce_kernel(kind, x->data(), out->data(), outer, R, inner); });
+  const Device dev = x->device();
+  launch(reduce_name(kind), [=] {
+    FD_ON_DEVICE(dev, reduce_kernel(kind, x->data(), out->data(), outer, R, inner),
+                 cuda::reduce(cuda_reduce_op(kind), x->data(), out->data(), outer, R, inner));
+  });
   return out;
 }
 
@@ -135,10 +157,10 @@ struct ReduceBackward : Node {
     TensorPtr yk = reshape(y, kept_shape);
     TensorPtr hit = empty(in_shape, x->device());
     TensorPtr xs = x, ys = expand(yk, in_shape);
-    launch(kind == Reduce::Max ? "max_backward" : "min_backward", [hit, xs, ys] {
-      const float *a = xs->data(), *b = ys->data();
-      float* h = hit->data();
-      for (int64_t i = 0, n = hit->numel(); i < n; ++i) h[i] = a[i] == b[i] ? 1.f : 0.f;
+    const Device dev = x->device();
+    launch(kind == Reduce::Max ? "max_backward" : "min_backward", [hit, xs, ys, dev] {
+      FD_ON_DEVICE(dev, equal_mask(hit->numel(), xs->data(), ys->data(), hit->data()),
+                   cuda::equal_mask(hit->numel(), xs->data(), ys->data(), hit->data()));
     });
     std::vector<int64_t> axes;
     for (size_t i = 0; i < in_shape.size(); ++i)

@@ -2,18 +2,28 @@
 // sum of input taps, y[oy, ox] = Σ wy[oy][a]·wx[ox][b]·x[iy[oy][a], ix[ox][b]].
 // Nearest upsampling, average pooling, bilinear and bicubic resizing
 // (align_corners=false, PyTorch's conventions) differ only in their tap tables;
-// the gradient is the transposed (scatter) sum.
+// the gradient is the transposed (scatter) sum. On CUDA the same plan runs as
+// cuda::resample_* (cuda/resize.h): nearest and pooling taps are closed-form there,
+// bilinear and bicubic tables are built here and uploaded.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "core/dispatch.h"
 #include "core/stream.h"
 #include "core/threadpool.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/resize.h"
+#endif
 
 namespace fd::ops {
 namespace {
 
 struct Taps {
+  // Nearest: index o / step, weight 1. Pool: index o·step + k, weight 1/per_output. Table: anything.
+  enum Kind { Nearest, Pool, Table } kind = Table;
+  int64_t step = 1;
   int64_t per_output = 1;
   std::vector<int64_t> index;  // [out * per_output]
   std::vector<float> weight;
@@ -21,12 +31,14 @@ struct Taps {
 
 Taps nearest_taps(int64_t in, int64_t scale) {
   Taps t;
+  t.kind = Taps::Nearest, t.step = scale;
   for (int64_t o = 0; o < in * scale; ++o) t.index.push_back(o / scale), t.weight.push_back(1.f);
   return t;
 }
 
 Taps pool_taps(int64_t in, int64_t kernel, int64_t stride) {
   Taps t;
+  t.kind = Taps::Pool, t.step = stride;
   t.per_output = kernel;
   const int64_t out = (in - kernel) / stride + 1;
   for (int64_t o = 0; o < out; ++o)
@@ -66,9 +78,102 @@ Taps cubic_taps(int64_t in, int64_t out) {
   return t;
 }
 
+#if FASTDIFF_WITH_CUDA
+// Appends int32 values bit for bit: the device tables live in a float tensor and the
+// kernels read these entries as int32.
+int64_t append_ints(std::vector<float>& buf, const std::vector<int32_t>& v) {
+  const size_t at = buf.size();
+  buf.resize(at + v.size());
+  if (!v.empty()) std::memcpy(buf.data() + at, v.data(), v.size() * sizeof(int32_t));
+  return int64_t(at);
+}
+
+// Offsets in the table buffer of one Table axis: index, weights, first, tap_out, tap_weight.
+struct TableOffsets {
+  int64_t at[5] = {0, 0, 0, 0, 0};
+};
+
+// The device form of one axis; a Table axis appends its taps and their transpose (for each
+// input, the (output, weight) taps that read it, in increasing output order) to `buf`.
+cuda::ResampleAxis device_axis(const Taps& t, int64_t in, std::vector<float>& buf, TableOffsets& off) {
+  cuda::ResampleAxis a;
+  a.in = in, a.per = t.per_output, a.out = int64_t(t.index.size()) / t.per_output, a.step = t.step;
+  if (t.kind == Taps::Nearest || t.kind == Taps::Pool) {
+    a.kind = t.kind == Taps::Nearest ? cuda::ResampleAxis::Nearest : cuda::ResampleAxis::Pool;
+    a.weight = t.weight[0];  // every tap's weight (1 or 1/kernel, as computed by the CPU plan)
+    return a;
+  }
+  a.kind = cuda::ResampleAxis::Table;
+  const int64_t taps = int64_t(t.index.size());
+  FD_CHECK(taps < (int64_t(1) << 31), ErrorCode::Argument, "resize: ", taps, " taps is too many for the CUDA kernel");
+  std::vector<int32_t> index(t.index.begin(), t.index.end()), first(static_cast<size_t>(in + 1), 0),
+      tap_out(static_cast<size_t>(taps));
+  std::vector<float> tap_weight(static_cast<size_t>(taps));
+  for (int64_t k = 0; k < taps; ++k) ++first[size_t(t.index[k] + 1)];
+  for (int64_t i = 0; i < in; ++i) first[size_t(i + 1)] += first[size_t(i)];
+  std::vector<int32_t> fill(first.begin(), first.end() - 1);
+  for (int64_t k = 0; k < taps; ++k) {
+    const int32_t j = fill[size_t(t.index[k])]++;
+    tap_out[size_t(j)] = int32_t(k / t.per_output), tap_weight[size_t(j)] = t.weight[k];
+  }
+  off.at[0] = append_ints(buf, index);
+  off.at[1] = int64_t(buf.size()), buf.insert(buf.end(), t.weight.begin(), t.weight.end());
+  off.at[2] = append_ints(buf, first);
+  off.at[3] = append_ints(buf, tap_out);
+  off.at[4] = int64_t(buf.size()), buf.insert(buf.end(), tap_weight.begin(), tap_weight.end());
+  return a;
+}
+
+void point_at(cuda::ResampleAxis& a, const float* base, const TableOffsets& off) {
+  if (a.kind != cuda::ResampleAxis::Table) return;
+  a.index = reinterpret_cast<const int32_t*>(base + off.at[0]), a.weights = base + off.at[1];
+  a.first = reinterpret_cast<const int32_t*>(base + off.at[2]), a.tap_out = reinterpret_cast<const int32_t*>(base + off.at[3]);
+  a.tap_weight = base + off.at[4];
+}
+#endif
+
 struct Resample {
   Taps ty, tx;
   int64_t in_h, in_w;
+#if FASTDIFF_WITH_CUDA
+  // Device form, set by prepare_device() for CUDA inputs. Table taps live in `tables`
+  // (allocated on the device at op time, filled from `host` by the forward kernel, which
+  // runs before any backward on the same stream).
+  cuda::ResampleAxis dev_y, dev_x;
+  TensorPtr tables;
+  std::vector<float> host;
+
+  void prepare_device(Device dev) {
+    TableOffsets oy, ox;
+    dev_y = device_axis(ty, in_h, host, oy);
+    dev_x = device_axis(tx, in_w, host, ox);
+    if (host.empty()) return;
+    tables = empty({int64_t(host.size())}, dev);
+    point_at(dev_y, tables->data(), oy);  // pointer arithmetic only: nothing on the host reads it
+    point_at(dev_x, tables->data(), ox);
+  }
+#endif
+
+  void forward_on(Device dev, const float* x, float* y, int64_t planes) const {
+#if FASTDIFF_WITH_CUDA
+    if (dev.type == DeviceType::CUDA) {
+      cuda::set_device(dev.index);
+      if (tables) cuda::copy_h2d(tables->data(), host.data(), int64_t(host.size()));
+      return cuda::resample_forward(x, y, planes, dev_y, dev_x);
+    }
+#endif
+    forward(x, y, planes);
+  }
+
+  void backward_on(Device dev, const float* gy, float* gx, int64_t planes) const {
+#if FASTDIFF_WITH_CUDA
+    if (dev.type == DeviceType::CUDA) {
+      cuda::set_device(dev.index);
+      return cuda::resample_backward(gy, gx, planes, dev_y, dev_x);
+    }
+#endif
+    backward(gy, gx, planes);
+  }
   int64_t out_h() const { return int64_t(ty.index.size()) / ty.per_output; }
   int64_t out_w() const { return int64_t(tx.index.size()) / tx.per_output; }
 
@@ -153,7 +258,8 @@ struct ResampleBackward : Node {
     TensorPtr gy = g[0], gx = empty(in_shape, gy->device());
     auto plan = r;
     const int64_t planes = in_shape[0] * in_shape[1];
-    launch(op, [=] { plan->backward(gy->data(), gx->data(), planes); });
+    const Device dev = gy->device();
+    launch(op, [=] { plan->backward_on(dev, gy->data(), gx->data(), planes); });
     return {gx};
   }
 };
@@ -161,8 +267,12 @@ struct ResampleBackward : Node {
 TensorPtr resample(const char* op, const TensorPtr& x, std::shared_ptr<Resample> r) {
   TensorPtr y = empty({x->shape[0], x->shape[1], r->out_h(), r->out_w()}, x->device());
   const int64_t planes = x->shape[0] * x->shape[1];
+  const Device dev = x->device();
+#if FASTDIFF_WITH_CUDA
+  if (on_cuda(x)) r->prepare_device(dev);
+#endif
   std::shared_ptr<const Resample> plan = r;
-  launch(op, [=] { plan->forward(x->data(), y->data(), planes); });
+  launch(op, [=] { plan->forward_on(dev, x->data(), y->data(), planes); });
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<ResampleBackward>();
     node->r = plan, node->in_shape = x->shape, node->op = op;

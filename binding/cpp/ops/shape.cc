@@ -1,11 +1,16 @@
 // Shape ops. reshape is free (shared storage); permute, concat, slice, split and
-// pad copy into a new contiguous tensor, each with its gradient beside it.
+// pad copy into a new contiguous tensor, each with its gradient beside it. CUDA
+// kernels (cuda/shape.cu) take the same arguments as the CPU helpers here.
 #include <algorithm>
 #include <cstring>
 
 #include "core/stream.h"
 #include "core/threadpool.h"
+#include "core/dispatch.h"
 #include "ops.h"
+#if FASTDIFF_WITH_CUDA
+#include "cuda/shape.h"
+#endif
 
 namespace fd::ops {
 namespace {
@@ -62,6 +67,7 @@ struct ConcatBackward : Node {
 
 struct SplitBackward : Node {
   Shape in_shape;
+  Device device;
   std::vector<int64_t> sizes;
   int64_t axis;
   const char* name() const override { return "split"; }
@@ -73,7 +79,7 @@ struct SplitBackward : Node {
       } else {
         Shape s = in_shape;
         s[axis] = sizes[i];
-        parts.push_back(full(s, 0.f));
+        parts.push_back(full(s, 0.f, device));
       }
     }
     return {concat(parts, axis)};
@@ -96,6 +102,54 @@ struct PadBackward : Node {
     return {cur};
   }
 };
+
+// y = x permuted (y's dim i is x's dim perm[i]): rows of y's innermost dim gathered with x's stride.
+void permute_cpu(const float* src, const Shape& in_shape, const std::vector<int64_t>& perm, float* dst) {
+  const int64_t nd = int64_t(in_shape.size());
+  const auto in_strides = contiguous_strides(in_shape);
+  Shape shape(nd);
+  std::vector<int64_t> st(nd);  // source stride for each output dim
+  for (int64_t i = 0; i < nd; ++i) shape[i] = in_shape[perm[i]], st[i] = in_strides[perm[i]];
+  const int64_t inner = nd ? shape[nd - 1] : 1, inner_stride = nd ? st[nd - 1] : 1;
+  const int64_t rows = inner ? shape_numel(shape) / inner : 0;
+  ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)),
+                                    [&](int64_t r0, int64_t r1) {
+                                      for (int64_t r = r0; r < r1; ++r) {
+                                        int64_t off = 0, rem = r;
+                                        for (int64_t d = nd - 2; d >= 0; --d) {
+                                          off += (rem % shape[d]) * st[d];
+                                          rem /= shape[d];
+                                        }
+                                        float* o = dst + r * inner;
+                                        const float* s = src + off;
+                                        for (int64_t i = 0; i < inner; ++i) o[i] = s[i * inner_stride];
+                                      }
+                                    });
+}
+
+// y (x's shape grown by before + after per dim) = value, with x copied in at `before`.
+void pad_cpu(const float* src, const Shape& in_shape, const std::vector<int64_t>& before,
+             const std::vector<int64_t>& after, float value, float* dst) {
+  const int64_t nd = int64_t(in_shape.size());
+  Shape shape(nd);
+  for (int64_t d = 0; d < nd; ++d) shape[d] = in_shape[d] + before[d] + after[d];
+  const int64_t n = shape_numel(shape), in_n = shape_numel(in_shape);
+  for (int64_t i = 0; i < n; ++i) dst[i] = value;
+  if (in_n == 0) return;
+  const auto ys = contiguous_strides(shape);
+  const int64_t inner = nd ? in_shape[nd - 1] : 1;
+  const int64_t rows = in_n / std::max<int64_t>(inner, 1);
+  // Copy each source row to its place.
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, off = 0;
+    for (int64_t d = nd - 2; d >= 0; --d) {
+      off += (rem % in_shape[d] + before[d]) * ys[d];
+      rem /= in_shape[d];
+    }
+    const int64_t b = nd ? before[nd - 1] : 0;
+    for (int64_t j = 0; j < inner; ++j) dst[off + b + j] = src[r * inner + j];
+  }
+}
 
 }  // namespace
 
@@ -140,27 +194,10 @@ TensorPtr permute(const TensorPtr& x, const std::vector<int64_t>& perm_in) {
   Shape shape(nd);
   for (int64_t i = 0; i < nd; ++i) shape[i] = x->shape[perm[i]];
   TensorPtr y = empty(shape, x->device());
+  const Device dev = x->device();
   launch("permute", [=] {
-    const auto in_strides = contiguous_strides(x->shape);
-    std::vector<int64_t> st(nd);  // source stride for each output dim
-    for (int64_t i = 0; i < nd; ++i) st[i] = in_strides[perm[i]];
-    const int64_t inner = nd ? shape[nd - 1] : 1, inner_stride = nd ? st[nd - 1] : 1;
-    const int64_t rows = inner ? y->numel() / inner : 0;
-    const float* src = x->data();
-    float* dst = y->data();
-    ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)),
-                                      [&](int64_t r0, int64_t r1) {
-                                        for (int64_t r = r0; r < r1; ++r) {
-                                          int64_t off = 0, rem = r;
-                                          for (int64_t d = nd - 2; d >= 0; --d) {
-                                            off += (rem % shape[d]) * st[d];
-                                            rem /= shape[d];
-                                          }
-                                          float* o = dst + r * inner;
-                                          const float* s = src + off;
-                                          for (int64_t i = 0; i < inner; ++i) o[i] = s[i * inner_stride];
-                                        }
-                                      });
+    FD_ON_DEVICE(dev, permute_cpu(x->data(), x->shape, perm, y->data()),
+                 cuda::permute(x->data(), x->shape, perm, y->data()));
   });
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<PermuteBackward>();
@@ -197,11 +234,13 @@ TensorPtr concat(const std::vector<TensorPtr>& xs, int64_t axis_in) {
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= shape[i];
   for (int64_t i = axis + 1; i < nd; ++i) inner *= shape[i];
+  const Device dev = y->device();
   launch("concat", [=] {
     int64_t at = 0;
     for (const auto& t : xs) {
       const int64_t len = t->shape[axis] * inner;
-      copy_rows(t->data(), len, y->data() + at, shape[axis] * inner, outer, len);
+      FD_ON_DEVICE(dev, copy_rows(t->data(), len, y->data() + at, shape[axis] * inner, outer, len),
+                   cuda::copy_rows(t->data(), len, y->data() + at, shape[axis] * inner, outer, len));
       at += len;
     }
   });
@@ -226,7 +265,13 @@ TensorPtr slice(const TensorPtr& x, int64_t axis_in, int64_t start, int64_t end)
   for (int64_t i = 0; i < axis; ++i) outer *= shape[i];
   for (int64_t i = axis + 1; i < x->dim(); ++i) inner *= shape[i];
   TensorPtr y = empty(shape, x->device());
-  launch("slice", [=] { copy_rows(x->data() + start * inner, n * inner, y->data(), (end - start) * inner, outer, (end - start) * inner); });
+  const Device dev = x->device();
+  launch("slice", [=] {
+    const float* src = x->data() + start * inner;
+    const int64_t len = (end - start) * inner;
+    FD_ON_DEVICE(dev, copy_rows(src, n * inner, y->data(), len, outer, len),
+                 cuda::copy_rows(src, n * inner, y->data(), len, outer, len));
+  });
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<SliceBackward>();
     node->in_shape = x->shape, node->axis = axis, node->start = start;
@@ -255,7 +300,7 @@ std::vector<TensorPtr> split(const TensorPtr& x, const std::vector<int64_t>& siz
   }
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<SplitBackward>();
-    node->in_shape = x->shape, node->sizes = sizes, node->axis = axis;
+    node->in_shape = x->shape, node->device = x->device(), node->sizes = sizes, node->axis = axis;
     record(node, {x}, parts);
   }
   return parts;
@@ -274,31 +319,13 @@ TensorPtr pad(const TensorPtr& x, const std::vector<int64_t>& pads, float value)
     FD_CHECK(pads[2 * k] >= 0 && pads[2 * k + 1] >= 0, ErrorCode::Shape, "pad: padding must be non-negative (got ",
              pads[2 * k], ", ", pads[2 * k + 1], " for axis ", axis, " of ", shape_str(x->shape), ")");
   }
+  std::vector<int64_t> after(nd, 0);
+  for (int64_t d = 0; d < nd; ++d) after[d] = shape[d] - x->shape[d] - before[d];
   TensorPtr y = empty(shape, x->device());
+  const Device dev = x->device();
   launch("pad", [=] {
-    float* dst = y->data();
-    const float* src = x->data();
-    const int64_t n = y->numel();
-    for (int64_t i = 0; i < n; ++i) dst[i] = value;
-    if (x->numel() == 0) return;
-    const auto ys = contiguous_strides(shape);
-    const int64_t inner = nd ? x->shape[nd - 1] : 1;
-    const int64_t rows = x->numel() / std::max<int64_t>(inner, 1);
-    // Copy each source row (clipped where padding is negative) to its place.
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t rem = r, off = 0;
-      bool inside = true;
-      for (int64_t d = nd - 2; d >= 0; --d) {
-        const int64_t i = rem % x->shape[d] + before[d];
-        rem /= x->shape[d];
-        if (i < 0 || i >= shape[d]) inside = false;
-        off += i * ys[d];
-      }
-      if (!inside) continue;
-      const int64_t b = nd ? before[nd - 1] : 0;
-      const int64_t j0 = std::max<int64_t>(0, -b), j1 = std::min<int64_t>(inner, (nd ? shape[nd - 1] : 1) - b);
-      for (int64_t j = j0; j < j1; ++j) dst[off + b + j] = src[r * inner + j];
-    }
+    FD_ON_DEVICE(dev, pad_cpu(x->data(), x->shape, before, after, value, y->data()),
+                 cuda::pad(x->data(), x->shape, before, after, value, y->data()));
   });
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<PadBackward>();

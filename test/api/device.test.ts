@@ -1,0 +1,61 @@
+// The device API on a machine without a GPU (CI): every CUDA request is a clear error, never a crash,
+// and the CUDA-only settings leave CPU results untouched. test/gpu/ covers the same API on a GPU.
+import * as fd from "../../lib";
+
+const cudaAvailable = fd.devices().cuda.available;
+const onCpuOnly = cudaAvailable ? test.skip : test;
+
+describe("devices", () => {
+  test("cuda info says whether the backend is compiled and why no device is usable", () => {
+    const { cuda } = fd.devices();
+    expect(typeof cuda.compiled).toBe("boolean");
+    if (!cuda.available) expect(cuda.reason).toMatch(/\S/);
+    expect(Array.isArray(fd.memory().devices)).toBe(true);
+  });
+
+  test("CPU tensors report their device; to('cpu') returns the tensor itself", () => {
+    const x = fd.randn([2, 3], { seed: 1 });
+    expect(x.device).toBe("cpu");
+    expect(x.to("cpu")).toBe(x);
+    expect(fd.zeros([2], { device: "cpu" }).device).toBe("cpu");
+  });
+
+  onCpuOnly("asking for CUDA without a device is ERR_DEVICE naming it (no GPU on this machine)", () => {
+    const x = fd.ones([4]);
+    for (const make of [() => x.to("cuda"), () => fd.zeros([2], { device: "cuda" }), () => fd.randn([3], { seed: 1, device: "cuda:1" })]) {
+      expect(make).toThrow(fd.FastdiffError);
+      try {
+        make();
+      } catch (e) {
+        expect((e as fd.FastdiffError).code).toBe("ERR_DEVICE");
+        expect((e as Error).message).toMatch(/cuda:\d/);
+      }
+    }
+  });
+
+  test("an unknown device name is ERR_ARGUMENT", () => {
+    expect(() => fd.zeros([2], { device: "gpu" as never })).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+    expect(() => fd.ones([2]).to("cuda:x" as never)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+  });
+});
+
+describe("matmul precision", () => {
+  afterEach(() => fd.setMatmulPrecision("high"));
+
+  test("set/get round trip; default 'high'; bad values are ERR_ARGUMENT", () => {
+    expect(fd.getMatmulPrecision()).toBe("high");
+    for (const p of ["highest", "medium", "high"] as const) {
+      fd.setMatmulPrecision(p);
+      expect(fd.getMatmulPrecision()).toBe(p);
+    }
+    expect(() => fd.setMatmulPrecision("low" as never)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+  });
+
+  test("the CPU always computes in float32: results are bit-identical at every precision", () => {
+    const a = fd.randn([17, 33], { seed: 2 }), b = fd.randn([33, 9], { seed: 3 });
+    fd.setMatmulPrecision("highest");
+    const ref = fd.matmul(a, b).dataSync();
+    fd.setMatmulPrecision("medium");
+    expect(fd.matmul(a, b).dataSync()).toEqual(ref);
+  });
+});
