@@ -237,15 +237,18 @@ v8.setFlagsFromString("--expose-gc");
 const collectGarbage = vm.runInNewContext("gc") as () => void;
 
 /** Live tensor handles and bytes once the deferred finalizers of garbage handles have run: collect and yield
- * until the count holds still for three rounds (a loaded machine can run finalizers several turns late).
+ * until the count holds still for five rounds of 10 ms (a loaded machine runs FinalizationRegistry callbacks and
+ * N-API finalizers several turns late: a shorter wait let 16–32 garbage handles through under load).
  * A real leak keeps its handles reachable, so it still shows. */
 export async function settledMemory(): Promise<{ live: number; bytes: number }> {
   fd.synchronize();
   let last = { live: -1, bytes: -1 };
   let still = 0;
-  for (let round = 0; round < 100 && still < 3; ++round) {
+  for (let round = 0; round < 200 && still < 5; ++round) {
     collectGarbage();
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setImmediate(r));
+    collectGarbage();
+    await new Promise((r) => setTimeout(r, 10));
     const m = fd.memory();
     const now = { live: m.liveTensors, bytes: m.bytes };
     still = now.live === last.live && now.bytes === last.bytes ? still + 1 : 0;
