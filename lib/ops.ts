@@ -78,7 +78,7 @@ function isFloat32Array(v: unknown): v is Float32Array {
   return ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === "[object Float32Array]";
 }
 
-export function tensor(data: Float32Array | readonly Nested[] | number, shape?: Shape): Tensor {
+export function tensor(data: Float32Array | readonly Nested[] | number, shape?: Shape, options: DeviceOptions = {}): Tensor {
   let values: Float32Array;
   let dims: number[];
   if (isFloat32Array(data)) {
@@ -101,7 +101,13 @@ export function tensor(data: Float32Array | readonly Nested[] | number, shape?: 
   } else {
     throw argumentError("tensor", `data must be a Float32Array, a (nested) number array or a number, got ${describe(data)}`);
   }
-  return wrap(native.fromData(values, dims));
+  const host = native.fromData(values, dims);
+  if (options.device === undefined || options.device === "cpu") return wrap(host);
+  try {
+    return wrap(native.toDevice(host, options.device));
+  } finally {
+    host.dispose();
+  }
 }
 /** Where a created tensor lives (default "cpu"). */
 export interface DeviceOptions {

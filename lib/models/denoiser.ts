@@ -1,7 +1,7 @@
 // The one contract every network and every exact toy denoiser speaks (DESIGN.md §4, METHODS.md §0):
 // D(x̂; σ) ≈ E[x0 | x̂] for x̂ = x0 + σ·n, with one σ per sample. Samplers and distillation loops see
 // nothing else.
-import type { Tensor } from "../tensor";
+import type { Device, Tensor } from "../tensor";
 import type { Schedule } from "../sampling/schedules";
 
 /** One σ for the whole batch, or one per sample. */
@@ -44,6 +44,10 @@ export abstract class Denoiser implements SamplingDefaults {
   /** Number of classes the model is conditioned on (0: unconditional). */
   get numClasses(): number {
     return 0;
+  }
+  /** Where denoise() expects its input; `sample` draws the initial noise there. */
+  get device(): Device {
+    return "cpu";
   }
   /** D(x̂; σ) for a batch x̂ [B, ...sampleShape]; returns a new tensor the caller owns. */
   abstract denoise(x: Tensor, sigma: SigmaInput, options?: DenoiseOptions): Tensor;

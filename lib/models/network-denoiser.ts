@@ -5,7 +5,7 @@ import { argumentError } from "../errors";
 import { scope } from "../memory";
 import * as ops from "../ops";
 import type { Schedule } from "../sampling/schedules";
-import { Tensor } from "../tensor";
+import { Tensor, type Device } from "../tensor";
 import { Denoiser, setDenoiserLoader, type DenoiseOptions, type SigmaInput } from "./denoiser";
 import { buildNetwork, readNetworkFiles, type SaveOptions } from "./format";
 import type { FeatureCache, Network, PointSelection } from "./network";
@@ -73,6 +73,10 @@ export class NetworkDenoiser extends Denoiser {
   override get numClasses(): number {
     return this.network.numClasses;
   }
+  /** The network's device: move it with `denoiser.network.to("cuda")` and `sample` runs there. */
+  override get device(): Device {
+    return this.network.device;
+  }
 
   denoise(x: Tensor, sigma: SigmaInput, options: NetworkDenoiseOptions = {}): Tensor {
     const op = "denoise";
@@ -91,9 +95,11 @@ export class NetworkDenoiser extends Denoiser {
       const input = guided ? ops.concat([x, x], 0) : x;
       const all = guided ? [...sigmas, ...sigmas] : sigmas;
       const c = all.map((s) => this.coefficients.at(s));
-      const perSample = (values: number[]) => ops.tensor(Float32Array.from(values), [values.length, ...x.shape.slice(1).map(() => 1)]);
+      const device = { device: x.device };
+      const perSample = (values: number[]) =>
+        ops.tensor(Float32Array.from(values), [values.length, ...x.shape.slice(1).map(() => 1)], device);
       const cIn = perSample(c.map((k) => k.cIn));
-      const timesteps = ops.tensor(Float32Array.from(c.map((k) => k.cNoise)), [all.length]);
+      const timesteps = ops.tensor(Float32Array.from(c.map((k) => k.cNoise)), [all.length], device);
       let raw = this.network.forward(ops.mul(input, cIn), timesteps, {
         classLabels: labels, cache: reuse?.cache, store: reuse?.store, reuse: reuse?.reuse, gate: reuse?.gate,
       });
@@ -113,7 +119,7 @@ export class NetworkDenoiser extends Denoiser {
     const plan = cache.plan!;
     const step = cache.next();
     return scope(() => {
-      const sigma = ops.tensor(Float32Array.from(sigmas), [sigmas.length, ...x.shape.slice(1).map(() => 1)]);
+      const sigma = ops.tensor(Float32Array.from(sigmas), [sigmas.length, ...x.shape.slice(1).map(() => 1)], { device: x.device });
       const eps = cache.eps();
       if (step.action === "skip") return ops.sub(x, ops.mul(sigma, eps.prev!)); // D = x̂ − σ·ε_prev
       const keyframe = step.action === "full";

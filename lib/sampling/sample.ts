@@ -169,7 +169,7 @@ export async function sampleWithStats(denoiser: Denoiser, options: SampleOptions
         generator?.take(options.noise.size); // same later draws as when the generator drew the noise itself
         return ops.mul(options.noise, scale);
       }
-      return ops.mul(ops.randn(shape, generator ? { generator } : {}), scale);
+      return ops.mul(ops.randn(shape, { ...(generator ? { generator } : {}), device: denoiser.device }), scale);
     }),
   );
 

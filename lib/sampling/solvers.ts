@@ -51,7 +51,7 @@ function checkSigmas(fn: string, sigma: number, sigmaNext: number): void {
 }
 
 function randnLike(x: Tensor, generator: Generator | undefined): Tensor {
-  return ops.randn(x.shape, generator ? { generator } : {});
+  return ops.randn(x.shape, { ...(generator ? { generator } : {}), device: x.device });
 }
 
 /** D(x; σ), reported to `onDenoised`. */

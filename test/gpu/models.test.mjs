@@ -77,3 +77,17 @@ test("training steps on CUDA match the CPU (parameter updates)", async () => {
   });
   fd.setMatmulPrecision("high");
 });
+
+test("sample() runs on the network's device and matches the CPU (same seed, same noise)", async () => {
+  fd.setMatmulPrecision("highest");
+  const cpu = await fd.Denoiser.load(path.join(models, "mnist-teacher"));
+  const gpu = await fd.Denoiser.load(path.join(models, "mnist-teacher"));
+  gpu.network.to("cuda");
+  assert.equal(gpu.device, "cuda:0");
+  const run = (d) => fd.sample(d, { n: 4, steps: 6, solver: "heun", seed: 3, classLabels: [0, 1, 2, 3] });
+  const ref = await run(cpu), got = await run(gpu);
+  assert.equal(got.device, "cuda:0");
+  const e = maxRelErr(got.dataSync(), ref.dataSync());
+  assert.ok(e <= 1e-3, `11 network evaluations: relative error ${e.toExponential(2)}`);
+  fd.setMatmulPrecision("high");
+});
