@@ -33,6 +33,13 @@ describe("devices", () => {
     }
   });
 
+  onCpuOnly("Network.to('cuda') without a device is ERR_DEVICE and leaves the network on the CPU, usable", () => {
+    const net = fd.MLP.create({ in_features: 2, hidden_size: 8, num_layers: 1, time_embed_dim: 8 }, { seed: 1 });
+    expect(() => net.to("cuda")).toThrow(expect.objectContaining({ code: "ERR_DEVICE" }));
+    expect(net.device).toBe("cpu");
+    expect(net.forward(fd.ones([3, 2]), [1, 2, 3]).shape).toEqual([3, 2]);
+  });
+
   test("an unknown device name is ERR_ARGUMENT", () => {
     expect(() => fd.zeros([2], { device: "gpu" as never })).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
     expect(() => fd.ones([2]).to("cuda:x" as never)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));

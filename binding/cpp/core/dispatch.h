@@ -31,8 +31,5 @@
 #endif
 
 namespace fd {
-// Rejects CUDA tensors in an op that has no CUDA kernel yet (ERR_DEVICE naming the op)
-// instead of letting a host loop touch device memory.
-void require_cpu(const char* op, const TensorPtr& t);
 inline bool on_cuda(const TensorPtr& t) { return t->device().type == DeviceType::CUDA; }
 }  // namespace fd

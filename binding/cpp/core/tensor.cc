@@ -112,11 +112,6 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
   return strides;
 }
 
-void require_cpu(const char* op, const TensorPtr& t) {
-  FD_CHECK(t->device().type == DeviceType::CPU, ErrorCode::Device, op, ": no CUDA kernel yet; move the ",
-           shape_str(t->shape), " tensor to the CPU with .to(\"cpu\")");
-}
-
 void check_same_device(const char* op, const TensorPtr& a, const TensorPtr& b) {
   FD_CHECK(a->device() == b->device(), ErrorCode::Device, op, ": tensors are on different devices (",
            a->device().str(), " and ", b->device().str(), ")");
