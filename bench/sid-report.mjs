@@ -6,7 +6,7 @@
 //     checkpoint state) against the teacher's FD on the same 1,000-sample protocol, as a PNG.
 //
 //   node bench/sid-report.mjs --student models/mnist-sid [--teacher models/mnist-teacher] [--threads 2]
-// Writes bench/results/sid-<date>.json and <student>/fd-curve.png.
+// Writes bench/results/sid-<date>-<student folder name>.json and <student>/fd-curve.png.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createRequire } from "node:module";
@@ -88,7 +88,7 @@ const result = {
   fdCurve: { protocol: "1,000 samples, seed 12345, EMA generator", teacher1000: teacher1000.fd, points, reachedTeacherAt: reached?.[0] ?? null },
   sampling: { batch: 250, teacherSeconds, studentSeconds, speedup: teacherSeconds / studentSeconds },
 };
-const file = path.join(here, "results", `sid-${result.date}.json`);
+const file = path.join(here, "results", `sid-${result.date}-${path.basename(studentDir)}.json`);
 fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
 const f = (e) => `FD ${e.fd.toFixed(2)}, precision ${e.precision.toFixed(2)}, recall ${e.recall.toFixed(2)}, accuracy ${(100 * e.accuracy).toFixed(1)}%`;
 console.log(`teacher (35 NFE): ${f(teacher2000)}\nstudent (1 NFE):  ${f(student2000)}`);
