@@ -198,15 +198,24 @@ std::vector<TensorPtr> BinaryBackward::apply(const std::vector<TensorPtr>& g) {
   return {ga && need_a ? sum_to(ga, a_shape) : nullptr, gb && need_b ? sum_to(gb, b_shape) : nullptr};
 }
 
-void binary_cpu(Binary op, const MergedBroadcast& m, const float* pa, const float* pb, float* po) {
+// The CPU loop nest of an N-operand broadcast: the outer index space in parallel, each
+// iteration handing `run(p, off, o)` operand offsets `off` for output run `o` (p.run values).
+template <size_t N, typename Run>
+void for_each_run(const MergedBroadcast& m, Run run) {
   const BroadcastPlan p = plan_broadcast(m);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
   ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
-    int64_t off[2];
+    int64_t off[N];
     for (int64_t o = o0; o < o1; ++o) {
       p.offsets(o, off);
-      kernels::binary(op, p.run, pa + off[0], p.run_stride[0], pb + off[1], p.run_stride[1], po + o * p.run);
+      run(p, off, o);
     }
+  });
+}
+
+void binary_cpu(Binary op, const MergedBroadcast& m, const float* pa, const float* pb, float* po) {
+  for_each_run<2>(m, [&](const BroadcastPlan& p, const int64_t* off, int64_t o) {
+    kernels::binary(op, p.run, pa + off[0], p.run_stride[0], pb + off[1], p.run_stride[1], po + o * p.run);
   });
 }
 
@@ -226,31 +235,19 @@ void run_binary(Binary op, const TensorPtr& a, const TensorPtr& b, const TensorP
 }
 
 void where_cpu(const MergedBroadcast& m, const float* pc, const float* pa, const float* pb, float* po) {
-  const BroadcastPlan p = plan_broadcast(m);
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
-  ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
-    int64_t off[3];
+  for_each_run<3>(m, [&](const BroadcastPlan& p, const int64_t* off, int64_t o) {
     const int64_t sc = p.run_stride[0], sa = p.run_stride[1], sb = p.run_stride[2];
-    for (int64_t o = o0; o < o1; ++o) {
-      p.offsets(o, off);
-      const float *c = pc + off[0], *x = pa + off[1], *y = pb + off[2];
-      float* dst = po + o * p.run;
-      for (int64_t i = 0; i < p.run; ++i) dst[i] = c[i * sc] != 0.f ? x[i * sa] : y[i * sb];
-    }
+    const float *c = pc + off[0], *x = pa + off[1], *y = pb + off[2];
+    float* dst = po + o * p.run;
+    for (int64_t i = 0; i < p.run; ++i) dst[i] = c[i * sc] != 0.f ? x[i * sa] : y[i * sb];
   });
 }
 
 void expand_cpu(const MergedBroadcast& m, const float* px, float* po) {
-  const BroadcastPlan p = plan_broadcast(m);
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
-  ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
-    int64_t off[1];
-    for (int64_t o = o0; o < o1; ++o) {
-      p.offsets(o, off);
-      float* dst = po + o * p.run;
-      if (p.run_stride[0]) std::copy(px + off[0], px + off[0] + p.run, dst);
-      else std::fill(dst, dst + p.run, px[off[0]]);
-    }
+  for_each_run<1>(m, [&](const BroadcastPlan& p, const int64_t* off, int64_t o) {
+    float* dst = po + o * p.run;
+    if (p.run_stride[0]) std::copy(px + off[0], px + off[0] + p.run, dst);
+    else std::fill(dst, dst + p.run, px[off[0]]);
   });
 }
 
