@@ -1,5 +1,6 @@
 // Optimizers and parameter averaging, each step one fused native kernel over all
 // parameters: NaN/Inf sanitizing and global-norm clipping happen on the stream.
+import { noGrad } from "./autograd";
 import { argumentError, FastdiffError } from "./errors";
 import { native } from "./native";
 import { copy, zeros } from "./ops";
@@ -170,7 +171,7 @@ export class EMA {
     if (options.halfLife !== undefined) positive("EMA", options.halfLife, "halfLife");
     this.params = params;
     this.options = options;
-    this.averages = params.map((p) => p.detach().clone());
+    this.averages = noGrad(() => params.map((p) => p.clone())); // no detached views left for the GC
     for (const t of this.averages) leaveScopes(t);
   }
   /** The decay used for the next update. */

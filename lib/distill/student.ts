@@ -180,7 +180,7 @@ export class Student {
 
 /** A new network with the same class, config and (copied) weights. */
 export function cloneNetwork(source: Network): Network {
-  const weights = noGrad(() => new Map(source.namedParameters().map(([n, t]) => [n, t.detach().clone()] as [string, Tensor])));
+  const weights = noGrad(() => new Map(source.namedParameters().map(([n, t]) => [n, t.clone()] as [string, Tensor])));
   try {
     return Network.build(networkClass(source.kind), { ...source.config }, weights);
   } finally {

@@ -201,6 +201,7 @@ describe("what a resume checks", () => {
       const before = await settledMemory();
       await expectRejectCode(trainDenoiser(model, data, { ...options, iterations: 8, checkpointDir: d, resume: true }), "ERR_FORMAT", pattern);
       expect(sameBits(parameterValues(model.network), params)).toBe(true);
+      expect(fd.memory().liveTensors).toBe(before.live); // released by the run, not left to the GC
       expect(await settledMemory()).toEqual(before);
     }
 

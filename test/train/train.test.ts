@@ -267,7 +267,9 @@ describe("abort and non-finite losses", () => {
     );
     expect(calls).toBe(0);
     expect(sameBits(parameterValues(model.network), params)).toBe(true);
-    // The optimizer, the EMA and the gradients of the aborted runs are released.
+    // The optimizer, the EMA and the gradients of the aborted runs are released — by the runs themselves, not
+    // left to the garbage collector (counted before any collection: the test would otherwise flake on its timing).
+    expect(fd.memory().liveTensors).toBe(before.live);
     const after = await settledMemory();
     expect(after).toEqual(before);
   });
