@@ -7,14 +7,8 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createRequire } from "node:module";
+import { args, fd, here, root } from "./common.mjs";
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const root = path.resolve(here, "..");
-const fd = createRequire(import.meta.url)(path.join(root, "dist", "index.cjs"));
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
 const teacherPath = path.resolve(root, args.teacher ?? "models/mnist-teacher");
 const batch = Number(args.batch ?? 64);
 const iterations = Number(args.iterations ?? 6);

@@ -11,6 +11,7 @@
 // Usage: node bench/models.mjs [--quick] [--threads 1,2] [--rounds 2] [--models unet,dit]
 //          [--impls ours,torch,torch_plain,ort] [--no-train] [--batches 1,16,64] [--train-batches 16,64]
 //          [--repeats 3] [--min-ms 400] [--stat median|best] [--max-foreign 0.1] [--measure-peak] [--tag name]
+//          [--precision high|medium]   (medium: fastdiff bf16 matmuls, PyTorch bf16 autocast; ORT stays float32)
 //        node bench/models.mjs --verify   (ORT and fastdiff outputs vs PyTorch on the same inputs, atol 1e-4)
 // Table: "vs best" = (faster of torch and ort) / ours; "vs plain" = torch_plain / ours; GFLOP/s from the
 // analytic forward FLOPs (training step = 3× forward) and % of the FP32 FMA peak; "peer" = the faster peer.
@@ -185,6 +186,9 @@ const impls = list(opt("--impls", "ours,torch,torch_plain,ort"));
 const batches = ints(opt("--batches", quick ? "1,16" : "1,16,64"));
 const trainBatches = flag("--no-train") ? [] : ints(opt("--train-batches", quick ? "16" : "16,64"));
 const stat = opt("--stat", "median");
+// "medium": fastdiff with setMatmulPrecision("medium") (bf16 matmuls on AVX512-BF16) and PyTorch under
+// torch.autocast("cpu", bfloat16); onnxruntime stays float32 (its CPU provider has no bf16 path).
+const precision = opt("--precision", "high");
 const timing = { warmup: 1, repeats: Number(opt("--repeats", quick ? 2 : 3)), minMs: Number(opt("--min-ms", quick ? 200 : 400)) };
 // PyTorch runs in two environments (two columns):
 //  "torch" (tuned): OpenBLAS's OpenMP build (libopenblas0-openmp, picked with LD_LIBRARY_PATH; the system default
@@ -316,6 +320,7 @@ function fdInputs(model, batch, seed) {
 
 async function timeOurs(model, threads) {
   fd.setNumThreads(threads);
+  fd.setMatmulPrecision(precision);
   const net = await fdNet(model);
   const res = { threads, forward: {}, train: {} };
   net.eval();
@@ -360,7 +365,7 @@ function timeTorch(model, threads, kind) {
   const out = py([
     "--bench", model.dir, "--threads", String(threads), "--batches", batches.join(","),
     "--train-batches", trainBatches.join(","), "--repeats", String(timing.repeats), "--min-ms", String(timing.minMs),
-    "--warmup", String(timing.warmup),
+    "--warmup", String(timing.warmup), ...(precision === "medium" ? ["--bf16"] : []),
   ], torchEnv(threads, kind));
   return JSON.parse(out);
 }
@@ -547,7 +552,7 @@ fs.mkdirSync(dir, { recursive: true });
 const tag = opt("--tag", "");
 const file = path.join(dir, `models-${new Date().toISOString().slice(0, 10)}${tag ? `-${tag}` : ""}.json`);
 fs.writeFileSync(file, JSON.stringify({
-  date: new Date().toISOString(), commit, machine, versions, rounds, stat, timing, impls: active,
+  date: new Date().toISOString(), precision, commit, machine, versions, rounds, stat, timing, impls: active,
   torch_env: { torch: torchEnv(2, "torch"), torch_plain: torchEnv(2, "torch_plain") }, max_foreign_cores: maxForeign,
   fma_peak_gflops: fma.fma_gflops, peak_source: fma.source,
   models: models.map((m) => ({ kind: m.kind, className: m.className, config: m.config, flops_per_image: m.flops })),

@@ -9,14 +9,8 @@
 // Writes bench/results/sid-<date>-<student folder name>.json and <student>/fd-curve.png.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createRequire } from "node:module";
+import { args, fd, here, root } from "./common.mjs";
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const root = path.resolve(here, "..");
-const fd = createRequire(import.meta.url)(path.join(root, "dist", "index.cjs"));
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
 const studentDir = path.resolve(root, args.student ?? "models/mnist-sid");
 const teacherDir = path.resolve(root, args.teacher ?? "models/mnist-teacher");
 const threads = Number(args.threads ?? fd.getNumThreads());

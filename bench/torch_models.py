@@ -11,7 +11,7 @@ Modes (run with /usr/bin/python3, Debian's torch 1.13 + numpy 1.24):
                               (config.json like diffusers 0.38 writes it, weights re-initialized
                               with the golden README's scheme, fixed seed)
   --bench DIR [--threads N] [--batches 1,16,64] [--train-batches 16,64] [--repeats 5]
-              [--min-ms 400] [--warmup 1]
+              [--min-ms 400] [--warmup 1] [--bf16]
                               times eval forward (no_grad) and a training step (forward + MSE to a
                               random target + backward + Adam step); prints JSON (medians, ms)
   --flops DIR [--size H,W]    analytic FLOPs of one forward per image, as JSON
@@ -20,6 +20,7 @@ Modes (run with /usr/bin/python3, Debian's torch 1.13 + numpy 1.24):
                               random inputs (sample, timestep, class_labels) + this forward's `out`
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -802,11 +803,14 @@ def _time(fn, warmup, repeats, min_ms):
     return {"ms": samples[len(samples) // 2], "min_ms": samples[0], "samples": samples, "iters": iters}
 
 
-def bench(model_dir, threads, batches, train_batches, repeats, min_ms, warmup):
+def bench(model_dir, threads, batches, train_batches, repeats, min_ms, warmup, bf16=False):
+    """bf16: forward and training step under torch.autocast("cpu", bfloat16) (oneDNN bf16 matmuls), the peer of
+    fastdiff's matmul precision "medium"."""
     torch.set_num_threads(threads)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     model = load_model(model_dir)
     shape = sample_shape_of(model)
-    out = {"torch": torch.__version__, "threads": threads, "model": load_config(model_dir)["_class_name"],
+    out = {"torch": torch.__version__, "threads": threads, "bf16": bf16, "model": load_config(model_dir)["_class_name"],
            "parameters": sum(p.numel() for p in model.parameters()), "sample_shape": shape,
            "forward": {}, "train": {}}
     model.eval()
@@ -814,7 +818,7 @@ def bench(model_dir, threads, batches, train_batches, repeats, min_ms, warmup):
         x, t, y = make_inputs(model, b, shape, seed=b)
 
         def fwd():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 return model(x, t, y)
         out["forward"][str(b)] = _time(fwd, warmup, repeats, min_ms)
     if train_batches:
@@ -825,7 +829,8 @@ def bench(model_dir, threads, batches, train_batches, repeats, min_ms, warmup):
             target = torch.randn(x.shape, generator=torch.Generator().manual_seed(200 + b))
 
             def step():
-                loss = F.mse_loss(model(x, t, y), target)
+                with autocast():
+                    loss = F.mse_loss(model(x, t, y).float(), target)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -937,6 +942,7 @@ def main():
     ap.add_argument("--batches", default="1,16,64")
     ap.add_argument("--train-batches", default="16,64")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--bf16", action="store_true", help="--bench under torch.autocast(cpu, bfloat16)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--min-ms", type=float, default=400.0, help="each repeat runs ≥ this long (iterations chosen)")
     a = ap.parse_args()
@@ -950,7 +956,7 @@ def main():
         print(json.dumps(make_model(*a.make_model)))
     elif a.bench:
         print(json.dumps(bench(a.bench, a.threads, ints(a.batches), ints(a.train_batches), a.repeats, a.min_ms,
-                               a.warmup)))
+                               a.warmup, a.bf16)))
     elif a.flops:
         model = load_model(a.flops)
         shape = sample_shape_of(model)

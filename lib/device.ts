@@ -52,9 +52,15 @@ export function flopsIssued(): number {
 }
 
 /**
- * Precision of matmul, linear, convolution and attention on CUDA, named like
- * torch.set_float32_matmul_precision: "highest" (float32 FMA), "high" (TF32 tensor cores, the default) or
- * "medium" (BF16 tensor cores). Storage and accumulation stay float32; the CPU always computes in float32.
+ * Internal precision of matrix products, named like torch.set_float32_matmul_precision. Storage and
+ * accumulation stay float32 everywhere; what changes is how the operands are rounded before they multiply.
+ * - CUDA (matmul, linear, convolution, attention): "highest" float32 FMA, "high" TF32 tensor cores (the
+ *   default), "medium" BF16 tensor cores.
+ * - CPU (matmul and linear, forward and backward): "medium" rounds both operands to bfloat16 and multiplies
+ *   with AVX512-BF16 (`vdpbf16ps`, twice the float32 rate) on CPUs that have it (`devices().cpu.features.avx512bf16`)
+ *   under the AVX-512 kernels; "highest" and "high" compute in float32. Convolutions and attention stay float32,
+ *   and so does everything on a CPU without AVX512-BF16: never less precision than asked for.
+ * Read when each kernel runs, so set it before queuing the work it should apply to.
  */
 export function setMatmulPrecision(precision: MatmulPrecision): void {
   if (precision !== "highest" && precision !== "high" && precision !== "medium")

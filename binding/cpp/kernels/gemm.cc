@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "core/cpu.h"
+#include "core/precision.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_impl.h"
@@ -67,6 +68,16 @@ const KernelSet* active_kernels() {
     case Isa::Avx2: return avx2::kernel_set();
     default: return nullptr;
   }
+}
+
+const KernelSet* matmul_kernels() {
+  if (matmul_precision() == MatmulPrecision::Medium && active_isa() == Isa::Avx512 && cpu_features().avx512bf16)
+    return avx512::bf16_kernel_set();
+  return active_kernels();
+}
+
+bool matmul_reference_bf16() {
+  return matmul_precision() == MatmulPrecision::Medium && active_isa() == Isa::Scalar && cpu_features().avx512bf16;
 }
 
 void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
@@ -226,9 +237,10 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const GemmEpilogue& epilogue) {
   if (M <= 0 || N <= 0) return;
-  const impl::KernelSet* ks = impl::active_kernels();
+  const impl::KernelSet* ks = impl::matmul_kernels();
   if (!ks) {
-    ref::sgemm(M, N, K, alpha, A, B, beta, C, ldc, epilogue.bias_row, epilogue.bias_col);
+    (impl::matmul_reference_bf16() ? ref::sgemm_bf16 : ref::sgemm)(M, N, K, alpha, A, B, beta, C, ldc,
+                                                                    epilogue.bias_row, epilogue.bias_col);
     return;
   }
   const impl::ASource a{A.p, A.rs, A.cs};
@@ -239,10 +251,11 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
 void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A, int64_t stride_a, MatView B,
                    int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
-  const impl::KernelSet* ks = impl::active_kernels();
+  const impl::KernelSet* ks = impl::matmul_kernels();
   if (!ks) {
+    const auto oracle = impl::matmul_reference_bf16() ? ref::sgemm_bf16 : ref::sgemm;
     for (int64_t b = 0; b < batch; ++b)
-      ref::sgemm(M, N, K, alpha, MatView{A.p + b * stride_a, A.rs, A.cs}, MatView{B.p + b * stride_b, B.rs, B.cs},
+      oracle(M, N, K, alpha, MatView{A.p + b * stride_a, A.rs, A.cs}, MatView{B.p + b * stride_b, B.rs, B.cs},
                  beta, C + b * stride_c, ldc, nullptr, nullptr);
     return;
   }

@@ -4,6 +4,10 @@
 // never allocate JS-visible memory; shapes are validated by the ops before.
 // Determinism: the reduction (K) dimension is never split across threads, so
 // results do not depend on the thread count.
+// Precision: sgemm and sgemm_batched (matmul, linear) follow fd::matmul_precision() when they
+// run: "medium" rounds both operands to bfloat16 (float32 accumulation) on CPUs with
+// AVX512-BF16 under the AVX-512 ISA (and in the scalar reference on such CPUs); everywhere
+// else, and for convolutions, they compute in float32 (more precision than asked, never less).
 #pragma once
 #include <cstdint>
 

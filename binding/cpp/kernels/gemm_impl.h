@@ -16,6 +16,12 @@ namespace ref {
 // Oracle: plain loops, every dot product accumulated in double and rounded once.
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const float* bias_row, const float* bias_col);
+// Matmul precision "medium": A and B rounded to bfloat16 (bf16_bits), products summed in double.
+void sgemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
+                const float* bias_row, const float* bias_col);
+// The bfloat16 bits of x as vcvtne2ps2bf16 rounds it: nearest even, NaN stays (quiet) NaN, and
+// denormal inputs count as zero (the instruction ignores MXCSR and treats them so).
+uint16_t bf16_bits(float x);
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w, float* gx);
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* gy, float* gw, float* gb);
@@ -87,6 +93,7 @@ const KernelSet* kernel_set();
 }
 namespace avx512 {
 const KernelSet* kernel_set();
+const KernelSet* bf16_kernel_set();  // sgemm only (no conv sources); needs AVX512-BF16
 }
 
 // ---- driver (gemm.cc), used by conv2d.cc ----
@@ -105,6 +112,12 @@ struct ASource {
 
 // The kernel set for the active ISA, or null for Isa::Scalar.
 const KernelSet* active_kernels();
+// The set sgemm uses: the bf16 set under matmul precision "medium" where the CPU has AVX512-BF16
+// and AVX-512 is active, else active_kernels(). With Isa::Scalar (null), matmul_reference_bf16()
+// says whether the oracle rounds to bf16 (the same CPUs and precision), so "scalar" stays the
+// reference of whatever the SIMD path computes.
+const KernelSet* matmul_kernels();
+bool matmul_reference_bf16();
 
 // Computes the [m0, m1) × [n0, n1) block of C = alpha·A·B + beta·C + biases on the
 // calling thread (K never split). Handles K == 0 / alpha == 0.

@@ -10,10 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/avx512/tile_avx512.h"
 #include "kernels/gemm_impl.h"
-
-// GCC 12 warns falsely about _mm512_undefined_ps() inside the shuffle intrinsics.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace fd::kernels::avx512 {
 namespace {
@@ -25,127 +23,40 @@ using impl::ConvSrc;
 using impl::ConvTSrc;
 using impl::MicroEpi;
 
-inline __mmask16 mask_n(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : (n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u));
-}
-
-// Epilogue of one tile (shared by every micro-kernel, so the arithmetic is identical).
-template <int R, int NV>
-__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[R][NV], float* c, int64_t ldc, int n, const MicroEpi* e) {
-  const __m512 va = _mm512_set1_ps(e->alpha);
-  const float beta = e->beta;
-  const __m512 vb = _mm512_set1_ps(beta);
-  __mmask16 mk[NV];
-  for (int v = 0; v < NV; ++v) mk[v] = mask_n(n - 16 * v);
-  const bool full = (n == 16 * NV);
-  if (e->first) {
-    __m512 bc[NV];
-    for (int v = 0; v < NV; ++v)
-      bc[v] = e->bias_col ? _mm512_maskz_loadu_ps(mk[v], e->bias_col + 16 * v) : _mm512_setzero_ps();
-    const bool has_bc = e->bias_col != nullptr;
+struct Fp32Tile {
+  template <int R, int NV>
+  static void tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int m,
+                   int n, const MicroEpi* e) {
+    __m512 acc[R][NV];
 #pragma GCC unroll 14
     for (int i = 0; i < R; ++i) {
-      float* cr = c + i * ldc;
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) {
-        __m512 r = _mm512_mul_ps(acc[i][v], va);
-        if (beta != 0.f) {
-          const __m512 old = full ? _mm512_loadu_ps(cr + 16 * v) : _mm512_maskz_loadu_ps(mk[v], cr + 16 * v);
-          r = _mm512_fmadd_ps(vb, old, r);
-        }
-        if (e->bias_row) r = _mm512_add_ps(r, _mm512_set1_ps(e->bias_row[i]));
-        if (has_bc) r = _mm512_add_ps(r, bc[v]);
-        if (full)
-          _mm512_storeu_ps(cr + 16 * v, r);
-        else
-          _mm512_mask_storeu_ps(cr + 16 * v, mk[v], r);
-      }
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     }
-  } else {
-#pragma GCC unroll 14
-    for (int i = 0; i < R; ++i) {
-      float* cr = c + i * ldc;
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) {
-        if (full) {
-          _mm512_storeu_ps(cr + 16 * v, _mm512_fmadd_ps(acc[i][v], va, _mm512_loadu_ps(cr + 16 * v)));
-        } else {
-          const __m512 old = _mm512_maskz_loadu_ps(mk[v], cr + 16 * v);
-          _mm512_mask_storeu_ps(cr + 16 * v, mk[v], _mm512_fmadd_ps(acc[i][v], va, old));
-        }
-      }
-    }
-  }
-}
-
-template <int R, int NV>
-void micro_t(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int m, int n,
-             const MicroEpi* e) {
-  __m512 acc[R][NV];
-#pragma GCC unroll 14
-  for (int i = 0; i < R; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-  }
 
 #pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    __m512 bv[NV];
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 bv[NV];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
 #pragma GCC unroll 14
-    for (int i = 0; i < R; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      for (int i = 0; i < R; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i]);
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      }
+      a += MR;
+      b += NR;
     }
-    a += MR;
-    b += NR;
+
+    store_tile<R, NV>(acc, c, ldc, n, e);
   }
-
-  store_tile<R, NV>(acc, c, ldc, n, e);
-}
-
-using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int, const MicroEpi*);
-
-#define FD_ROW(R) {&micro_t<R, 1>, &micro_t<R, 2>}
-const MicroFn kMicro[MR + 1][2] = {{nullptr, nullptr}, FD_ROW(1),  FD_ROW(2),  FD_ROW(3),  FD_ROW(4),
-                                   FD_ROW(5),          FD_ROW(6),  FD_ROW(7),  FD_ROW(8),  FD_ROW(9),
-                                   FD_ROW(10),         FD_ROW(11), FD_ROW(12), FD_ROW(13), FD_ROW(14)};
-#undef FD_ROW
+};
 
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, const MicroEpi* e) {
-  kMicro[m][n > 16 ? 1 : 0](kc, a, b, c, ldc, m, n, e);
-}
-
-// In-register 16×16 transpose: out[j] lane i = in[i] lane j.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  __m512 u[16];
-  for (int q = 0; q < 4; ++q) {  // rows 4q..4q+3
-    const __m512d t0 = _mm512_castps_pd(t[4 * q]), t1 = _mm512_castps_pd(t[4 * q + 1]);
-    const __m512d t2 = _mm512_castps_pd(t[4 * q + 2]), t3 = _mm512_castps_pd(t[4 * q + 3]);
-    u[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));  // cols 0,4,8,12
-    u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));  // cols 1,5,9,13
-    u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));  // cols 2,6,10,14
-    u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));  // cols 3,7,11,15
-  }
-  for (int s = 0; s < 4; ++s) {  // column residue s: u[s], u[4+s], u[8+s], u[12+s]
-    const __m512 v0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0x88);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xDD);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0xDD);
-    r[s] = _mm512_shuffle_f32x4(v0, v1, 0x88);
-    r[s + 8] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
-    r[s + 4] = _mm512_shuffle_f32x4(w0, w1, 0x88);
-    r[s + 12] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
-  }
+  micro_dispatch<Fp32Tile>(kc, a, b, c, ldc, m, n, e);
 }
 
 void pack_a(const float* p, int64_t rs, int64_t cs, int64_t mc, int64_t kc, float* dst) {
@@ -412,7 +323,7 @@ __attribute__((always_inline)) inline void start_tile(__m512 (&acc)[MR][2], cons
 
 // Fused pack + first micro-tile (full MR rows, NV = 2): each B row is loaded from
 // the image once, stored to the packed panel for the remaining tiles and used
-// straight from registers here. Same FMA order as micro_t<MR, 2>.
+// straight from registers here. Same FMA order as Fp32Tile::tile<MR, 2>.
 template <int MAXC>
 void conv_first_t(int64_t kc, const float* __restrict a, const ConvTab* T, int64_t KK, int64_t r, const float* xc,
                   int64_t HW, float* __restrict d, float* c, int64_t ldc, int n, const MicroEpi* e) {
@@ -499,7 +410,7 @@ void pack_b_convt(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int64_t
 }
 
 // Fused pack + first micro-tile for the weight-gradient source when the panel is
-// one contiguous run of 32 channels (same FMA order as micro_t<MR, 2>).
+// one contiguous run of 32 channels (same FMA order as Fp32Tile::tile<MR, 2>).
 int convt_first(const ConvTSrc* s, int64_t k0, int64_t kc, int64_t j0, int n, const float* __restrict a,
                 float* __restrict d, float* c, int64_t ldc, int m, const MicroEpi* e) {
   if (m != MR || n != NR) return 0;

@@ -1,19 +1,23 @@
-// Scalar reference (the oracle) for SGEMM and conv2d: plain loops, every dot
+// Scalar reference (the oracle) for SGEMM (float32 and bf16 operands) and conv2d: plain loops, every dot
 // product accumulated in double and rounded to float once; the epilogue
 // (alpha, beta, biases) is applied in double too. Slow by design.
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/gemm_impl.h"
 
 namespace fd::kernels::ref {
 
-void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
-           const float* bias_row, const float* bias_col) {
+namespace {
+
+// C = alpha·op(A)·op(B) + beta·C + biases with each operand element passed through `load`.
+template <typename Load>
+void gemm_loops(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
+                const float* bias_row, const float* bias_col, Load load) {
   for (int64_t i = 0; i < M; ++i) {
     for (int64_t j = 0; j < N; ++j) {
       double acc = 0.0;
-      for (int64_t k = 0; k < K; ++k)
-        acc += double(A.p[i * A.rs + k * A.cs]) * double(B.p[k * B.rs + j * B.cs]);
+      for (int64_t k = 0; k < K; ++k) acc += load(A.p[i * A.rs + k * A.cs]) * load(B.p[k * B.rs + j * B.cs]);
       double r = double(alpha) * acc;
       if (beta != 0.f) r += double(beta) * double(C[i * ldc + j]);
       if (bias_row) r += double(bias_row[i]);
@@ -21,6 +25,32 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
       C[i * ldc + j] = static_cast<float>(r);
     }
   }
+}
+
+}  // namespace
+
+void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
+           const float* bias_row, const float* bias_col) {
+  gemm_loops(M, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, [](float v) { return double(v); });
+}
+
+uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: keep it, quiet
+  if ((u & 0x7F800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);      // ±0 and denormals: ±0
+  u += 0x7FFFu + ((u >> 16) & 1u);                                                       // nearest, ties to even
+  return static_cast<uint16_t>(u >> 16);
+}
+
+void sgemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
+                const float* bias_row, const float* bias_col) {
+  gemm_loops(M, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, [](float v) {
+    const uint32_t u = uint32_t(bf16_bits(v)) << 16;
+    float r;
+    std::memcpy(&r, &u, sizeof r);
+    return double(r);
+  });
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
