@@ -36,7 +36,7 @@ export interface CacheProfile {
   budget?: { speedup?: number; maxDistance?: number };
   /** Measured on held-out noise after tuning. */
   measured?: {
-    /** Wall-clock speedup over full compute, and the ratio of network FLOPs executed. */
+    /** Wall-clock speedup over full compute (the faster of two runs each), and the ratio of network FLOPs executed. */
     speedup: number;
     flopsRatio: number;
     /** Network evaluations that ran (keyframes + reuse steps) of `evaluations`. */
