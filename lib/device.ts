@@ -57,7 +57,7 @@ export function flopsIssued(): number {
  * - CUDA (matmul, linear, convolution, attention): "highest" float32 FMA, "high" TF32 tensor cores (the
  *   default), "medium" BF16 tensor cores.
  * - CPU (matmul and linear, forward and backward): "medium" rounds both operands to bfloat16 and multiplies
- *   with AVX512-BF16 (`vdpbf16ps`, twice the float32 rate) on CPUs that have it (`devices().cpu.features.avx512bf16`)
+ *   with AVX512-BF16 (`vdpbf16ps`; 1.6–1.8× the float32 GEMM rate measured) on CPUs that have it (`devices().cpu.features.avx512bf16`)
  *   under the AVX-512 kernels; "highest" and "high" compute in float32. Convolutions and attention stay float32,
  *   and so does everything on a CPU without AVX512-BF16: never less precision than asked for.
  * Read when each kernel runs, so set it before queuing the work it should apply to.

@@ -70,14 +70,14 @@ const KernelSet* active_kernels() {
   }
 }
 
-const KernelSet* matmul_kernels() {
-  if (matmul_precision() == MatmulPrecision::Medium && active_isa() == Isa::Avx512 && cpu_features().avx512bf16)
-    return avx512::bf16_kernel_set();
-  return active_kernels();
+bool matmul_in_bf16() {
+  const Isa isa = active_isa();
+  return matmul_precision() == MatmulPrecision::Medium && cpu_features().avx512bf16 &&
+         (isa == Isa::Avx512 || isa == Isa::Scalar);
 }
 
-bool matmul_reference_bf16() {
-  return matmul_precision() == MatmulPrecision::Medium && active_isa() == Isa::Scalar && cpu_features().avx512bf16;
+const KernelSet* matmul_kernels() {
+  return matmul_in_bf16() && active_isa() == Isa::Avx512 ? avx512::bf16_kernel_set() : active_kernels();
 }
 
 void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
@@ -239,7 +239,7 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
   if (M <= 0 || N <= 0) return;
   const impl::KernelSet* ks = impl::matmul_kernels();
   if (!ks) {
-    (impl::matmul_reference_bf16() ? ref::sgemm_bf16 : ref::sgemm)(M, N, K, alpha, A, B, beta, C, ldc,
+    (impl::matmul_in_bf16() ? ref::sgemm_bf16 : ref::sgemm)(M, N, K, alpha, A, B, beta, C, ldc,
                                                                     epilogue.bias_row, epilogue.bias_col);
     return;
   }
@@ -253,7 +253,7 @@ void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, 
   if (batch <= 0 || M <= 0 || N <= 0) return;
   const impl::KernelSet* ks = impl::matmul_kernels();
   if (!ks) {
-    const auto oracle = impl::matmul_reference_bf16() ? ref::sgemm_bf16 : ref::sgemm;
+    const auto oracle = impl::matmul_in_bf16() ? ref::sgemm_bf16 : ref::sgemm;
     for (int64_t b = 0; b < batch; ++b)
       oracle(M, N, K, alpha, MatView{A.p + b * stride_a, A.rs, A.cs}, MatView{B.p + b * stride_b, B.rs, B.cs},
                  beta, C + b * stride_c, ldc, nullptr, nullptr);

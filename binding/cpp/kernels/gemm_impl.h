@@ -112,12 +112,12 @@ struct ASource {
 
 // The kernel set for the active ISA, or null for Isa::Scalar.
 const KernelSet* active_kernels();
-// The set sgemm uses: the bf16 set under matmul precision "medium" where the CPU has AVX512-BF16
-// and AVX-512 is active, else active_kernels(). With Isa::Scalar (null), matmul_reference_bf16()
-// says whether the oracle rounds to bf16 (the same CPUs and precision), so "scalar" stays the
-// reference of whatever the SIMD path computes.
+// Whether sgemm rounds its operands to bf16 now: matmul precision "medium" on a CPU with AVX512-BF16
+// under the AVX-512 kernels (the bf16 set) or the scalar ones (the bf16 oracle, so "scalar" stays the
+// reference of whatever the SIMD path computes). The set sgemm uses: the bf16 set then, else
+// active_kernels().
+bool matmul_in_bf16();
 const KernelSet* matmul_kernels();
-bool matmul_reference_bf16();
 
 // Computes the [m0, m1) × [n0, n1) block of C = alpha·A·B + beta·C + biases on the
 // calling thread (K never split). Handles K == 0 / alpha == 0.

@@ -2,7 +2,8 @@
 // flags, which include -mavx512bf16; selected only when the CPU reports the feature).
 // The operands are rounded to bfloat16 (round to nearest even, like vcvtne2ps2bf16) while they are
 // packed; products accumulate in float32 with vdpbf16ps, which adds two products per lane per
-// instruction: twice the float32 FMA rate on Zen 4 (PERF.md: 230 vs 116 GFLOP/s per core).
+// instruction: twice the float32 FMA peak (PERF.md: 230 vs 116 GFLOP/s per Zen 4 core); measured GEMMs
+// run 1.6–1.8× float32 (bench/RESULTS.md, 2026-12-05).
 //
 // Packed layouts reuse the float32 driver's panel offsets (panel p at p·mr·kc floats) and fill the
 // first half of each panel with k-pairs: element (kp, lane) is one 32-bit word holding
