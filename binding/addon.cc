@@ -81,22 +81,45 @@ Napi::Value Synchronize(Info info) {
   });
 }
 
-Napi::Value SetMatmulPrecision(Info info) {
+// Process-wide kernel settings (core/precision.h) named by strings: set*(name) checks the
+// name and waits for queued kernels (they keep the setting they were issued with).
+constexpr const char* kMatmulPrecisions[] = {"highest", "high", "medium"};
+constexpr const char* kConvAlgorithms[] = {"auto", "direct", "winograd"};
+
+template <size_t N>
+Napi::Value set_named_setting(Info info, const char* op, const char* what, const char* const (&names)[N],
+                              void (*set)(int)) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    const std::string p = Args{info, "setMatmulPrecision"}.string(0, "precision");
-    const MatmulPrecision v = p == "highest" ? MatmulPrecision::Highest
-                              : p == "high" ? MatmulPrecision::High
-                              : p == "medium" ? MatmulPrecision::Medium
-                                              : (fail(ErrorCode::Argument, "setMatmulPrecision: precision must be \"highest\", \"high\" or \"medium\", got '", p, "'"), MatmulPrecision::High);
-    instance(info.Env()).stream->synchronize();  // kernels already queued keep the precision they were issued with
-    set_matmul_precision(v);
+    const std::string name = Args{info, op}.string(0, what);
+    int index = -1;
+    std::string expected;
+    for (size_t k = 0; k < N; ++k) {
+      if (name == names[k]) index = int(k);
+      expected += std::string(k == 0 ? "" : k + 1 == N ? " or " : ", ") + "\"" + names[k] + "\"";
+    }
+    if (index < 0) fail(ErrorCode::Argument, op, ": ", what, " must be ", expected, ", got '", name, "'");
+    instance(info.Env()).stream->synchronize();
+    set(index);
     return info.Env().Undefined();
   });
 }
 
+Napi::Value SetMatmulPrecision(Info info) {
+  return set_named_setting(info, "setMatmulPrecision", "precision", kMatmulPrecisions,
+                           [](int i) { set_matmul_precision(MatmulPrecision(i)); });
+}
+
 Napi::Value GetMatmulPrecision(Info info) {
-  static const char* names[] = {"highest", "high", "medium"};
-  return Napi::String::New(info.Env(), names[int(matmul_precision())]);
+  return Napi::String::New(info.Env(), kMatmulPrecisions[int(matmul_precision())]);
+}
+
+Napi::Value SetConvAlgorithm(Info info) {
+  return set_named_setting(info, "setConvAlgorithm", "algorithm", kConvAlgorithms,
+                           [](int i) { set_conv_algorithm(ConvAlgorithm(i)); });
+}
+
+Napi::Value GetConvAlgorithm(Info info) {
+  return Napi::String::New(info.Env(), kConvAlgorithms[int(conv_algorithm())]);
 }
 
 Napi::Value GetNumThreads(Info info) { return Napi::Number::New(info.Env(), ThreadPool::global().num_threads()); }
@@ -229,6 +252,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("setMatmulPrecision", Napi::Function::New(env, SetMatmulPrecision));
   exports.Set("getMatmulPrecision", Napi::Function::New(env, GetMatmulPrecision));
+  exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
+  exports.Set("getConvAlgorithm", Napi::Function::New(env, GetConvAlgorithm));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));

@@ -1,6 +1,6 @@
 // What the machine offers and how the engine uses it.
 import { argumentError } from "./errors";
-import { native, type CpuInfo, type CudaInfo, type Isa, type MatmulPrecision, type OpTiming } from "./native";
+import { native, type CpuInfo, type CudaInfo, type Isa, type MatmulPrecision, type ConvAlgorithm, type OpTiming } from "./native";
 
 export interface Devices {
   cpu: CpuInfo;
@@ -69,4 +69,25 @@ export function setMatmulPrecision(precision: MatmulPrecision): void {
 }
 export function getMatmulPrecision(): MatmulPrecision {
   return native.getMatmulPrecision();
+}
+
+/**
+ * How CPU convolutions compute (CUDA convolutions are unaffected):
+ * - "auto" (the default): Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with ≥ 32 input and output
+ *   channels and ≥ 256 tiles of 2×2 outputs per call (e.g. a 28×28 map from batch 2), the direct implicit GEMM
+ *   otherwise — on one small image the transforms cost what the fewer multiplications save (bench/RESULTS.md);
+ * - "direct": always the implicit GEMM (a few ulps closer to float64 than Winograd);
+ * - "winograd": Winograd for every convolution it can compute (3×3, stride 1, dilation 1, groups 1,
+ *   padding 0 or 1).
+ * The scalar ISA (`setIsa("scalar")`, the reference) always computes directly. Both algorithms give the same
+ * result for any thread count; they differ from each other by rounding (≤ 4e-6 of the output scale).
+ * Read when each kernel runs, so set it before queuing the work it should apply to.
+ */
+export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
+  if (algorithm !== "auto" && algorithm !== "direct" && algorithm !== "winograd")
+    throw argumentError("setConvAlgorithm", `algorithm must be "auto", "direct" or "winograd", got ${String(algorithm)}`);
+  native.setConvAlgorithm(algorithm);
+}
+export function getConvAlgorithm(): ConvAlgorithm {
+  return native.getConvAlgorithm();
 }

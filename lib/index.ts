@@ -7,10 +7,10 @@ export { scope, keep, memory, emptyCache, synchronize } from "./memory";
 export { Generator, manualSeed, type Seed, type RandomOptions } from "./random";
 export { Adam, AdamW, SGD, EMA, type AdamOptions, type SGDOptions, type EMAOptions, type StepStats } from "./optim";
 export {
-  devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, setMatmulPrecision, getMatmulPrecision,
+  devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, setMatmulPrecision, getMatmulPrecision, setConvAlgorithm, getConvAlgorithm,
   type Devices, type Isa,
 } from "./device";
-export type { MemoryInfo, CpuInfo, CudaInfo, OpTiming, MatmulPrecision } from "./native";
+export type { MemoryInfo, CpuInfo, CudaInfo, OpTiming, MatmulPrecision, ConvAlgorithm } from "./native";
 export {
   parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensors, writeSafetensorsSync,
   checkTensorSet, type SafetensorsContents, type WriteSafetensorsOptions, type SafetensorsWriteDtype,

@@ -26,6 +26,7 @@ export interface NativeTensor {
 type T = NativeTensor;
 /** CUDA matmul/attention precision (float32 storage and accumulation in all): float32 FMA, TF32 or BF16 tensor cores. */
 export type MatmulPrecision = "highest" | "high" | "medium";
+export type ConvAlgorithm = "auto" | "direct" | "winograd";
 type Seed = number | bigint;
 
 export interface MemoryInfo {
@@ -83,6 +84,8 @@ export interface Binding {
   emptyCache(): void;
   setMatmulPrecision(precision: MatmulPrecision): void;
   getMatmulPrecision(): MatmulPrecision;
+  setConvAlgorithm(algorithm: ConvAlgorithm): void;
+  getConvAlgorithm(): ConvAlgorithm;
   synchronize(): void;
   getNumThreads(): number;
   setNumThreads(n: number): void;

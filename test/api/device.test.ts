@@ -61,3 +61,19 @@ describe("matmul precision", () => {
 
   // What each precision computes on the CPU: test/ops/bf16.test.ts.
 });
+
+describe("conv algorithm", () => {
+  afterEach(() => fd.setConvAlgorithm("auto"));
+
+  test("set/get round trip; default 'auto'; bad values are ERR_ARGUMENT", () => {
+    expect(fd.getConvAlgorithm()).toBe("auto");
+    for (const a of ["direct", "winograd", "auto"] as const) {
+      fd.setConvAlgorithm(a);
+      expect(fd.getConvAlgorithm()).toBe(a);
+    }
+    expect(() => fd.setConvAlgorithm("fft" as never)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+    expect(() => (fd.setConvAlgorithm as (a: unknown) => void)(3)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+  });
+
+  // What each algorithm computes, and which one "auto" picks: test/ops/winograd.test.ts.
+});

@@ -1,8 +1,10 @@
 // Winograd F(2×2, 3×3) conv path (kernels/winograd.{h,cc}): 3×3, stride 1, padding
-// 0 or 1, groups 1, IC and OC ≥ 16 on the SIMD ISAs. Forward output and input
-// gradient (stride-1 backward-input is the flipped forward conv and takes the same
-// path) against the scalar reference (direct conv, double accumulation) on fresh
-// random inputs, and bitwise determinism across thread counts 1 vs 2.
+// 0 or 1, groups 1 on the SIMD ISAs, forced with setConvAlgorithm("winograd"). Forward
+// output and input gradient (stride-1 backward-input is the flipped forward conv and
+// takes the same path) against the scalar reference (direct conv, double accumulation)
+// on fresh random inputs, bitwise determinism across thread counts 1 vs 2, that the
+// Winograd path really ran (its rounding differs from "direct"), and which path "auto"
+// takes (IC, OC ≥ 32 and ≥ 256 output tiles).
 //
 // Tolerance: Winograd F(2,3) rounds in the transforms (|Bᵀ d B| ≤ 4·max|d|,
 // |G g Gᵀ| ≤ 2.25·max|g|) and sums 16 transformed products per output, so its error
@@ -26,7 +28,7 @@ interface Case {
   bias: boolean;
 }
 const CASES: Case[] = [
-  // (the path needs IC, OC ≥ 32 and ≥ 32 tiles of 2×2 outputs; see kernels/winograd.cc)
+  { x: [2, 8, 9, 9], w: [5, 8, 3, 3], pad: 1, bias: true }, // few channels ("auto" would not take it)
   { x: [32, 33, 1, 1], w: [34, 33, 3, 3], pad: 1, bias: true }, // 1×1 images: only padding around them
   { x: [32, 32, 3, 3], w: [35, 32, 3, 3], pad: 0, bias: false }, // 1×1 output, padding 0
   { x: [4, 33, 7, 9], w: [37, 33, 3, 3], pad: 1, bias: true }, // odd sizes, IC/OC not multiples of 8/16
@@ -39,6 +41,13 @@ const CASES: Case[] = [
   { x: [16, 128, 7, 7], w: [64, 128, 3, 3], pad: 1, bias: true }, // UNet level 2 (batched)
   { x: [1, 192, 14, 14], w: [128, 192, 3, 3], pad: 1, bias: true }, // UNet up-block concat input
 ];
+
+/** The path "auto" should take (kernels/winograd.cc: IC, OC ≥ 32 and ≥ 256 tiles of 2×2 outputs). */
+function autoTakesWinograd(c: Case): boolean {
+  const oh = c.x[2]! + 2 * c.pad - 2, ow = c.x[3]! + 2 * c.pad - 2;
+  const tiles = c.x[0]! * Math.ceil(oh / 2) * Math.ceil(ow / 2);
+  return c.x[1]! >= 32 && c.w[0]! >= 32 && tiles >= 256;
+}
 
 const label = (c: Case) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
 
@@ -74,10 +83,20 @@ describe("winograd conv3x3", () => {
       for (const isa of ISAS) {
         fd.setIsa(isa);
         fd.setNumThreads(1);
+        fd.setConvAlgorithm("direct");
+        const direct = run(c, i);
+        fd.setConvAlgorithm("auto");
+        const auto = run(c, i);
+        fd.setConvAlgorithm("winograd");
         const got1 = run(c, i);
         fd.setNumThreads(2);
         const got2 = run(c, i);
         fd.setNumThreads(THREADS);
+        fd.setConvAlgorithm("auto");
+        if (bitwiseEqual(got1[0]!, direct[0]!)) problems.push(`${isa}: "winograd" gave the direct conv's output bit for bit`);
+        const expected = autoTakesWinograd(c) ? got1 : direct;
+        if (!bitwiseEqual(auto[0]!, expected[0]!) || !bitwiseEqual(auto[1]!, expected[1]!))
+          problems.push(`${isa}: "auto" did not take the ${autoTakesWinograd(c) ? "Winograd" : "direct"} path`);
         ["output", "grad x"].forEach((what, k) => {
           const g = got1[k]!;
           const r = ref[k]!;

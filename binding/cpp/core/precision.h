@@ -1,6 +1,10 @@
-// Matmul precision on CUDA (the CPU always computes in float32), named like
-// torch.set_float32_matmul_precision: "highest" float32 FMA, "high" TF32 tensor
-// cores, "medium" BF16 tensor cores; float32 storage and accumulation in all three.
+// Process-wide settings of the arithmetic kernels use, read when each kernel runs.
+// - Matmul precision, named like torch.set_float32_matmul_precision: "highest" float32
+//   FMA, "high" TF32 tensor cores on CUDA (float32 on the CPU), "medium" BF16 tensor
+//   cores on CUDA and AVX512-BF16 on CPUs that have it; float32 storage and accumulation.
+// - Convolution algorithm on the CPU: "auto" (Winograd F(2×2, 3×3) where it pays on the
+//   shape, kernels/winograd.h), "direct" (implicit GEMM only) or "winograd" (every conv
+//   the Winograd path can compute).
 #pragma once
 #include <atomic>
 
@@ -14,5 +18,14 @@ inline std::atomic<int>& matmul_precision_state() {
 }
 inline MatmulPrecision matmul_precision() { return MatmulPrecision(matmul_precision_state().load()); }
 inline void set_matmul_precision(MatmulPrecision p) { matmul_precision_state().store(int(p)); }
+
+enum class ConvAlgorithm : int { Auto = 0, Direct = 1, Winograd = 2 };
+
+inline std::atomic<int>& conv_algorithm_state() {
+  static std::atomic<int> state{int(ConvAlgorithm::Auto)};
+  return state;
+}
+inline ConvAlgorithm conv_algorithm() { return ConvAlgorithm(conv_algorithm_state().load()); }
+inline void set_conv_algorithm(ConvAlgorithm a) { conv_algorithm_state().store(int(a)); }
 
 }  // namespace fd

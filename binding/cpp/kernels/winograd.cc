@@ -1,10 +1,14 @@
 // Winograd F(2×2, 3×3) driver (x86-64-v2 baseline): see kernels/winograd.h.
-// Per call: U (16 × OC × IC) from the weights, threads over (oc, ic) pairs. Then per
+// Per call and thread: U (16 × OC × IC) from the weights. Then per
 // chunk of tiles: input transform → 16 GEMMs M_k = U_k · V_k (impl::gemm_block,
-// K = IC never split) → output transform. Many chunks: each thread runs whole
-// chunks with its own V / M scratch. Few chunks: chunks in turn, each phase split
-// over threads (IC rows, the 16 GEMMs, OC rows). The chunk size depends only on the
-// shape, so the arithmetic per output element is the same for any thread count.
+// K = IC never split) → output transform. Each thread runs whole chunks with its own
+// V / M scratch; with fewer chunks than threads (e.g. one image), the tile rows are
+// cut into more, smaller chunks. Data written by one core and read by another is
+// what costs here: splitting the phases of one chunk over the threads (V and M change
+// cores twice) or U's pairs (U once) made 2 threads slower than 1 on a Zen 5 VM
+// (64→64 channels at 28×28: 260 µs on 1 thread, 350 µs on 2). Tiles are independent
+// and the GEMM reduction is whole, so the chunking never changes the arithmetic of
+// an output element.
 #include "kernels/winograd.h"
 #include "kernels/scratch.h"
 
@@ -12,14 +16,20 @@
 #include <cstdlib>
 
 #include "core/cpu.h"
+#include "core/precision.h"
 #include "core/threadpool.h"
 
 namespace fd::kernels::wino {
 namespace {
 
 thread_local ScratchBuf tl_u, tl_vm;
-// Below ~32 tiles (e.g. one 7×7 map) the 16 narrow GEMMs lose to the direct conv.
-constexpr int64_t kMinTiles = 32;
+// "auto" takes Winograd from 256 tiles of 2×2 outputs (more than one 28×28 image).
+// Measured on a 2-vCPU Zen 5 VM (512-bit FMAs at full width, so the transforms' memory
+// traffic and each thread's weight transform weigh more than on Zen 4): on one image
+// Winograd gains ≤ 1.25× on 1 thread and loses on 2 (UNet 64→64 at 28×28: 230 vs 287 µs,
+// 178 vs 148 µs; 128→128 at 14×14: 292 vs 314, 198 vs 171); from ~400 tiles it wins
+// 1.3–1.45× on 1 thread and ties or wins on 2.
+constexpr int64_t kAutoMinTiles = 256;
 constexpr int64_t kMaxTW = 1024;  // transform scratch on the stack: 8·(TW + 16) floats
 
 const Kernels* active() {
@@ -40,13 +50,20 @@ int64_t env_int(const char* name, int64_t dflt) {
 std::atomic<int64_t> g_min_ch{env_int("FASTDIFF_WINO_MIN_CH", 32)};
 std::atomic<int64_t> g_chunk_floats{env_int("FASTDIFF_WINO_CHUNK_FLOATS", 512 * 1024)};
 
-int64_t chunk_rows(int64_t IC, int64_t OC, int64_t TW, int64_t rows_total) {
+// Tile rows per chunk: about the cache target, then smaller so the chunk count is a
+// multiple of the thread count (when there are enough rows).
+int64_t chunk_rows(int64_t IC, int64_t OC, int64_t TW, int64_t rows_total, int threads) {
   const int64_t target_floats = g_chunk_floats.load();
   int64_t T = target_floats / (16 * (IC + OC));
   if (T < 32) T = 32;
   int64_t rows = (T + TW / 2) / TW;
   if (rows < 1) rows = 1;
   if (rows > rows_total) rows = rows_total;
+  const int64_t chunks = (rows_total + rows - 1) / rows;
+  if (threads > 1 && chunks % threads != 0) {
+    const int64_t wanted = (chunks + threads - 1) / threads * threads;
+    rows = (rows_total + wanted - 1) / wanted;
+  }
   return rows;
 }
 
@@ -64,12 +81,15 @@ int64_t kstride(int64_t n) {
 }
 
 bool applicable(const Conv2dShape& s) {
+  const ConvAlgorithm algo = conv_algorithm();
+  if (algo == ConvAlgorithm::Direct || active() == nullptr) return false;
+  const bool computable = s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
+                          s.dil_w == 1 && s.groups == 1 && s.pad_h == s.pad_w && (s.pad_h == 0 || s.pad_h == 1) &&
+                          s.OH() > 0 && s.OW() > 0 && (s.OW() + 1) / 2 <= kMaxTW;
+  if (!computable || algo == ConvAlgorithm::Winograd) return computable;
   const int64_t min_ch = g_min_ch.load();
-  if (min_ch < 0) return false;
-  return s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1 &&
-         s.groups == 1 && s.pad_h == s.pad_w && (s.pad_h == 0 || s.pad_h == 1) && s.C >= min_ch &&
-         s.OC >= min_ch && s.OH() > 0 && s.OW() > 0 && s.N * ((s.OH() + 1) / 2) * ((s.OW() + 1) / 2) >= kMinTiles &&
-         (s.OW() + 1) / 2 <= kMaxTW && active() != nullptr;
+  return min_ch >= 0 && s.C >= min_ch && s.OC >= min_ch &&
+         s.N * ((s.OH() + 1) / 2) * ((s.OW() + 1) / 2) >= kAutoMinTiles;
 }
 
 bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const float* x, const float* w,
@@ -78,24 +98,16 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
   if (!wk) return false;
   const int64_t IC = s.C, OC = s.OC, H = s.H, W = s.W, pad = s.pad_h, OH = s.OH(), OW = s.OW();
   const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, rows_total = s.N * TH;
-  const int64_t rows = chunk_rows(IC, OC, TW, rows_total), nchunks = (rows_total + rows - 1) / rows;
+  ThreadPool& pool = ThreadPool::global();
+  const int nt = ThreadPool::in_parallel() ? 1 : pool.num_threads();
+  const int64_t rows = chunk_rows(IC, OC, TW, rows_total, nt), nchunks = (rows_total + rows - 1) / rows;
   const int64_t Tmax = rows * TW, P = OC * IC;
   const int64_t KSU = kstride(P), KSV = kstride(IC * Tmax), KSM = kstride(OC * Tmax);
   const size_t per_chunk = static_cast<size_t>(16 * (KSV + KSM));
 
-  float* U = tl_u.get(static_cast<size_t>(16 * KSU));
-  if (!U) return false;
-  ThreadPool& pool = ThreadPool::global();
-  const int nt = ThreadPool::in_parallel() ? 1 : pool.num_threads();
-  // Weight transform, split over (oc, ic) pairs.
-  if (nt > 1 && P >= 4096)
-    pool.parallel_for(P, 1024, [&](int64_t b, int64_t e) { wk->weight(w, P, b, e, KSU, U); });
-  else
-    wk->weight(w, P, 0, P, KSU, U);
-
-  // The 16 GEMMs of one chunk for k ∈ [k0, k1).
-  auto gemms = [&](const float* V, float* Mb, int64_t T, int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
+  // The 16 GEMMs of one chunk.
+  auto gemms = [&](const float* U, const float* V, float* Mb, int64_t T) {
+    for (int64_t k = 0; k < 16; ++k) {
       const impl::ASource a{U + k * KSU, IC, 1};
       const impl::BSource b{0, V + k * KSV, T, 1, nullptr, nullptr};
       impl::gemm_block(ks, 0, OC, 0, T, IC, 1.f, a, b, 0.f, Mb + k * KSM, T, nullptr, nullptr);
@@ -106,53 +118,34 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
     *r1 = *r0 + rows < rows_total ? *r0 + rows : rows_total;
   };
 
-  const bool by_chunk = nt > 1 && (nchunks % nt == 0 || nchunks >= 4 * nt);
-  if (nt <= 1 || by_chunk) {
-    std::atomic<bool> ok{true};
-    auto run_chunks = [&](int64_t cb, int64_t ce) {
-      alignas(64) float tmp[8 * (kMaxTW + 16)];
-      float* vm = tl_vm.get(per_chunk);
-      if (!vm) {
-        ok.store(false);
-        return;
-      }
-      for (int64_t ci = cb; ci < ce; ++ci) {
-        int64_t r0, r1;
-        chunk_range(ci, &r0, &r1);
-        const int64_t T = (r1 - r0) * TW;
-        float* V = vm;
-        float* Mb = vm + 16 * KSV;
-        wk->input(x, IC, H, W, pad, TH, TW, r0, r1, 0, IC, T, KSV, V, tmp);
-        gemms(V, Mb, T, 0, 16);
-        wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, 0, OC, T, KSM, bias, y, tmp);
-      }
-    };
-    if (by_chunk)
-      pool.parallel_for(nchunks, 1, run_chunks);
-    else
-      run_chunks(0, nchunks);
-    return ok.load();
-  }
-  // Few chunks: one at a time, every phase split over the threads.
-  float* vm = tl_vm.get(per_chunk);
-  if (!vm) return false;
-  for (int64_t ci = 0; ci < nchunks; ++ci) {
-    int64_t r0, r1;
-    chunk_range(ci, &r0, &r1);
-    const int64_t T = (r1 - r0) * TW;
-    float* V = vm;
-    float* Mb = vm + 16 * KSV;
-    pool.parallel_for(IC, 1, [&](int64_t b, int64_t e) {
-      alignas(64) float tmp[8 * (kMaxTW + 16)];
-      wk->input(x, IC, H, W, pad, TH, TW, r0, r1, b, e, T, KSV, V, tmp);
-    });
-    pool.parallel_for(16, 1, [&](int64_t b, int64_t e) { gemms(V, Mb, T, b, e); });
-    pool.parallel_for(OC, 1, [&](int64_t b, int64_t e) {
-      alignas(64) float tmp[8 * (kMaxTW + 16)];
-      wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, b, e, T, KSM, bias, y, tmp);
-    });
-  }
-  return true;
+  std::atomic<bool> ok{true};
+  auto run_chunks = [&](int64_t cb, int64_t ce) {
+    alignas(64) float tmp[8 * (kMaxTW + 16)];
+    float* U = tl_u.get(static_cast<size_t>(16 * KSU));
+    float* vm = tl_vm.get(per_chunk);
+    if (!U || !vm) {
+      ok.store(false);
+      return;
+    }
+    // Every thread transforms the weights itself: recomputing U (~10 µs for 64×64
+    // channels) is cheaper than moving it between cores.
+    wk->weight(w, P, 0, P, KSU, U);
+    for (int64_t ci = cb; ci < ce; ++ci) {
+      int64_t r0, r1;
+      chunk_range(ci, &r0, &r1);
+      const int64_t T = (r1 - r0) * TW;
+      float* V = vm;
+      float* Mb = vm + 16 * KSV;
+      wk->input(x, IC, H, W, pad, TH, TW, r0, r1, 0, IC, T, KSV, V, tmp);
+      gemms(U, V, Mb, T);
+      wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, 0, OC, T, KSM, bias, y, tmp);
+    }
+  };
+  if (nt > 1 && nchunks > 1)
+    pool.parallel_for(nchunks, 1, run_chunks);
+  else
+    run_chunks(0, nchunks);
+  return ok.load();
 }
 
 }  // namespace fd::kernels::wino

@@ -4,11 +4,10 @@
 //   V[k][ic][t]  = (Bᵀ d_t B)_k             (16 matrices IC × T, per chunk of tiles)
 //   M[k]         = U[k] · V[k]              (16 GEMMs on the engine's packed SGEMM)
 //   y            = Aᵀ M A + bias            (partial tiles cropped)
-// Tiles are taken in chunks of whole tile rows (T tiles, depending only on the
-// shape) so V and M stay in cache; threads split chunks, or, when there are few,
-// the IC / k / OC ranges of one chunk. The GEMM reduction (IC) is never split and
-// every transform is element-wise, so the result is bitwise identical for any
-// thread count. Only for the SIMD ISAs; Isa::Scalar keeps the direct reference.
+// Tiles are taken in chunks of whole tile rows (T tiles) so V and M stay in cache;
+// each thread runs whole chunks (smaller ones when there are fewer than threads).
+// The GEMM reduction (IC) is never split and every transform is element-wise, so
+// the result is bitwise identical for any thread count and chunking. Only for the SIMD ISAs; Isa::Scalar keeps the direct reference.
 #pragma once
 #include <cstdint>
 
@@ -51,7 +50,10 @@ void tune(int64_t min_channels, int64_t chunk_floats);
 // with an odd number of 64-byte lines, so the 16 streams fall in distinct cache sets.
 int64_t kstride(int64_t n);
 
-// True when conv2d_forward should take the Winograd path for this shape.
+// True when conv2d_forward should take the Winograd path for this shape under the
+// conv algorithm setting (core/precision.h): "direct" never; "winograd" whenever the
+// path can compute it (3×3, stride 1, dilation 1, groups 1, padding 0 or 1, a SIMD
+// ISA); "auto" also needs IC, OC ≥ 32 and ≥ 256 output tiles (see winograd.cc).
 bool applicable(const Conv2dShape& s);
 
 // y = conv(x, w) + bias for a shape with applicable(s); ks is the active kernel set.
