@@ -1,6 +1,6 @@
 // Prints bench/results/frdiff-<model>.json as the markdown tables of bench/RESULTS.md: every plan, then each
 // reuse plan beside plain DDIM-k in no more wall time and in no more GFLOPs ("tie": FD within 0.02).
-//   node bench/frdiff-table.mjs mnist-teacher [mnist-dit …]
+//   node bench/frdiff-table.mjs mnist-teacher [mnist-dit …]   (a tagged run: mnist-dit-<tag>)
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -8,7 +8,7 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 const order = { full: 0, frdiff: 1, deepcache: 2, "auto-fr": 3, ddim: 4 };
 for (const model of process.argv.slice(2)) {
   const r = JSON.parse(fs.readFileSync(path.join(here, "results", `frdiff-${model}.json`), "utf8"));
-  const full = r.rows.ddim50;
+  const full = Object.values(r.rows).find((row) => row.kind === "full");
   const rows = Object.entries(r.rows).sort(([an, a], [bn, b]) => order[a.kind] - order[b.kind] || (a.nfe ?? 0) - (b.nfe ?? 0) || an.localeCompare(bn));
   console.log(`\n**${model}** — ${r.n} samples per row; wall time: one batch of ${r.timingBatch ?? "?"} at ${r.timingThreads ?? "?"} thread(s)\n`);
   console.log("| plan | NFE | GFLOP / sample | wall s / batch | speedup | FD → test (Δ vs full) | accuracy | FD → full | RMS distance → full |");

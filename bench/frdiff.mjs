@@ -1,7 +1,9 @@
-// FRDiff benchmark (issue 5): feature reuse, score mixing and Auto-FR against full 50-step DDIM and against plain
-// fewer-step DDIM at the same wall time, on a shipped teacher, n samples from the same noise per config.
+// FRDiff benchmark (issue 5): feature reuse, score mixing and Auto-FR against full N-step DDIM (N = --steps, 50 by
+// default) and against plain fewer-step DDIM at the same wall time, on a shipped teacher, n samples from the same
+// noise per config.
 //
 //   node bench/frdiff.mjs --model mnist-teacher --phase quality [--n 2000] [--batch 250] [--threads 1] [--tune-iterations 30]
+//                         [--steps 50] [--ddim-ks 8,10,12]  (extra plain DDIM-k rows) [--tag name] (a separate result file)
 //   node bench/frdiff.mjs --model mnist-teacher --phase timing [--repeats 2]  (quiet machine: fastest of 2 runs of one batch)
 //   node bench/frdiff.mjs --model mnist-teacher --phase matched     (plain DDIM-k at each plan's wall time; then timing again)
 //
@@ -23,7 +25,8 @@ const threads = Number(args.threads ?? fd.getNumThreads());
 const tuneIterations = Number(args["tune-iterations"] ?? 30);
 const phase = args.phase ?? "quality";
 const repeats = Number(args.repeats ?? 2); // timing: the fastest of this many runs per plan (the machine is shared)
-const steps = 50;
+const steps = Number(args.steps ?? 50);
+const fullName = `ddim${steps}`;
 fd.setNumThreads(threads);
 
 const tag = args.tag ? `-${args.tag}` : ""; // a trial run beside the real one
@@ -80,15 +83,15 @@ async function row(name, options, extra = {}) {
   console.log(`${name} ...`);
   const g = await generate(name, options);
   // The full-compute reference (regenerated from the same seeds when runs/ was cleared).
-  const full = name === "ddim50" ? g.samples : (await generate("ddim50", base)).samples;
+  const full = name === fullName ? g.samples : (await generate(fullName, base)).samples;
   const vsTest = await fd.evaluate(g.samples, test, { metrics: ["fd", "accuracy"], classLabels: labels, featureNet });
-  const vsFull = name === "ddim50" ? { fd: 0 } : await fd.evaluate(g.samples, full, { metrics: ["fd"], featureNet });
+  const vsFull = name === fullName ? { fd: 0 } : await fd.evaluate(g.samples, full, { metrics: ["fd"], featureNet });
   const distance = meanRmsDistance(g.samples, full);
   const r = {
     ...extra, nfe: g.nfePerSample, gflops: g.gflopsPerSample, qualitySeconds: g.seconds,
     fdTest: vsTest.fd, accuracy: vsTest.accuracy, fdFull: vsFull.fd, distance, featureReuse: g.featureReuse,
   };
-  if (name !== "ddim50") full.dispose();
+  if (name !== fullName) full.dispose();
   g.samples.dispose();
   results.rows[name] = r;
   save();
@@ -97,7 +100,7 @@ async function row(name, options, extra = {}) {
 }
 
 const base = { solver: "ddim", steps };
-const configs = [["ddim50", base, { kind: "full", plan: "DDIM-50, full compute" }]];
+const configs = [[fullName, base, { kind: "full", plan: `DDIM-${steps}, full compute`, steps }]];
 for (const mixing of [false, true]) {
   for (const interval of [2, 3, 4]) {
     configs.push([`fr-i${interval}${mixing ? "-mix" : ""}`, { ...base, featureReuse: { interval, scoreMixing: mixing } }, {
@@ -106,15 +109,18 @@ for (const mixing of [false, true]) {
   }
 }
 configs.push(["deepcache-i3", { ...base, featureReuse: { interval: 3, mode: "deepcache" } }, { kind: "deepcache", plan: "DeepCache interval 3 (branch 0)" }]);
-const profileFile = (speedup) => path.join(profileDir, `${model}-ddim50-${speedup}x.json`);
+const profileFile = (speedup) => path.join(profileDir, `${model}-${fullName}-${speedup}x.json`);
 for (const speedup of [1.5, 2, 3]) {
   configs.push([`auto-${speedup}x`, { ...base, featureReuse: { profile: profileFile(speedup), speedup } }, {
     kind: "auto-fr", plan: `Auto-FR, budget ${speedup}x (${path.relative(root, profileFile(speedup))})`,
   }]);
 }
-for (const [name, r] of Object.entries(results.rows)) {
-  if (r.kind === "ddim") configs.push([name, { solver: "ddim", steps: r.steps }, { kind: "ddim", plan: r.plan, steps: r.steps }]);
+const ddimRow = (k) => [`ddim${k}`, { solver: "ddim", steps: k }, { kind: "ddim", plan: `DDIM-${k}, full compute`, steps: k }];
+for (const k of String(args["ddim-ks"] ?? "").split(",").filter(Boolean).map(Number)) {
+  if (!(Number.isInteger(k) && k >= 1 && k < steps)) throw new Error(`--ddim-ks: ${k} is not a step count in [1, ${steps})`);
+  if (!results.rows[`ddim${k}`]) configs.push(ddimRow(k));
 }
+for (const [name, r] of Object.entries(results.rows)) if (r.kind === "ddim") configs.push(ddimRow(r.steps));
 
 /** Options with an Auto-FR profile loaded (tuned first when missing). */
 async function resolve(options) {
@@ -152,14 +158,14 @@ if (phase === "quality") {
     results.rows[name].batchSecondsAll = times;
     console.log(`${name}: ${times.map((t) => t.toFixed(2)).join(", ")} s per batch of ${batch}`);
   }
-  const fullTime = results.rows["ddim50"].batchSeconds;
+  const fullTime = results.rows[fullName].batchSeconds;
   for (const r of Object.values(results.rows)) if (r.batchSeconds) r.speedup = fullTime / r.batchSeconds;
   results.timingBatch = batch;
   save();
 } else if (phase === "matched") {
-  const fullTime = results.rows["ddim50"].batchSeconds;
+  const fullTime = results.rows[fullName].batchSeconds;
   const ks = new Set();
   for (const r of Object.values(results.rows)) if (r.kind !== "full" && r.kind !== "ddim" && r.batchSeconds) ks.add(Math.max(1, Math.round((steps * r.batchSeconds) / fullTime)));
-  for (const k of [...ks].sort((a, b) => a - b)) await row(`ddim${k}`, { solver: "ddim", steps: k }, { kind: "ddim", plan: `DDIM-${k}, full compute`, steps: k });
+  for (const k of [...ks].sort((a, b) => a - b)) await row(...ddimRow(k));
 }
 console.log(`${phase} done → ${path.relative(root, resultFile)}`);

@@ -1,5 +1,6 @@
 // 3×3 stride-1 pad-1 conv forward: direct implicit GEMM vs Winograd F(2×2, 3×3)
-// (kernels/winograd.h) on the UNet bench shapes, 1 and 2 threads, median of runs.
+// (kernels/winograd.h; each forced with set_conv_algorithm) on the UNet bench shapes,
+// 1 and 2 threads, median of runs.
 // Usage: kbench_winograd [--chunk FLOATS]... [--reps N] [--shape N C OC H]...
 #include <algorithm>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/precision.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
@@ -73,8 +75,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (shapes.empty())
-    shapes = {{1, 64, 64, 28}, {1, 128, 128, 14}, {1, 128, 128, 7}, {1, 32, 32, 28}, {1, 16, 16, 28},
-              {16, 64, 64, 28}, {16, 128, 128, 14}, {16, 128, 128, 7}};
+    shapes = {{1, 64, 64, 28},  {1, 128, 128, 14}, {1, 128, 128, 7},  {1, 32, 32, 28},  {1, 16, 16, 28},
+              {2, 64, 64, 28},  {2, 128, 128, 14}, {4, 128, 128, 14}, {16, 64, 64, 28}, {16, 128, 128, 14},
+              {16, 128, 128, 7}};
   if (chunks.empty()) chunks.push_back(0);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1.f, 1.f);
@@ -89,12 +92,13 @@ int main(int argc, char** argv) {
     const double gf = 2.0 * s.N * s.OC * s.C * 9 * s.H * s.W * 1e-9;
     for (int th : {1, 2}) {
       ThreadPool::global().resize(th);
-      wino::tune(-1, 0);
+      set_conv_algorithm(ConvAlgorithm::Direct);
       const double td = median_ms(reps, [&] { conv2d_forward(s, x.data(), w.data(), b.data(), y.data()); });
       std::printf("N%-3lld C%-4lld OC%-4lld %3lldx%-3lld %dT direct %8.3f ms (%5.1f GF/s)", (long long)s.N,
                   (long long)s.C, (long long)s.OC, (long long)s.H, (long long)s.W, th, td, gf / td * 1e3);
       for (int64_t c : chunks) {
-        wino::tune(1, c);
+        set_conv_algorithm(ConvAlgorithm::Winograd);
+        wino::tune(0, c);
         const double tw = median_ms(reps, [&] { conv2d_forward(s, x.data(), w.data(), b.data(), y2.data()); });
         double md = 0, mx = 0;
         for (size_t i = 0; i < y.size(); ++i) {
