@@ -1,5 +1,6 @@
 // Shared test utilities: a safetensors reader for the golden files, error
 // measures, seeded host random numbers and a directional finite-difference check.
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as v8 from "node:v8";
@@ -146,10 +147,13 @@ export function gradcheck(
 export function goldenFile(relative: string): string | null {
   const roots: string[] = [];
   if (process.env.FASTDIFF_GOLDEN) roots.push(process.env.FASTDIFF_GOLDEN);
-  // The checkout's parent folders, nearest first: <parent>/shared/golden.
-  for (let dir = path.resolve(__dirname, ".."); ; dir = path.dirname(dir)) {
-    roots.push(path.join(path.dirname(dir), "shared", "golden"));
-    if (path.dirname(dir) === dir) break;
+  // The parent folders of the checkout, then of the local repository it was cloned from (a CI
+  // clone in a temporary folder), nearest first: <parent>/shared/golden.
+  for (const checkout of [path.resolve(__dirname, ".."), localOrigin()]) {
+    for (let dir = checkout; dir; dir = path.dirname(dir)) {
+      roots.push(path.join(path.dirname(dir), "shared", "golden"));
+      if (path.dirname(dir) === dir) break;
+    }
   }
   for (const root of roots) {
     const file = path.join(root, relative);
@@ -158,6 +162,21 @@ export function goldenFile(relative: string): string | null {
   if (process.env.CI) throw new Error(`golden data missing under CI: ${relative} (looked in ${roots.slice(0, 3).join(", ")}, …)`);
   console.warn(`golden data not found: ${relative} — this test DID NOT RUN (set FASTDIFF_GOLDEN to shared/golden)`);
   return null;
+}
+
+/** The folder this checkout was cloned from when that is a local path, else "". */
+function localOrigin(): string {
+  try {
+    const url = execFileSync("git", ["config", "--get", "remote.origin.url"], {
+      cwd: path.resolve(__dirname, ".."),
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    const local = url.startsWith("file://") ? url.slice("file://".length) : url;
+    return path.isAbsolute(local) && fs.existsSync(local) ? local : "";
+  } catch {
+    return ""; // not a git checkout, or no origin
+  }
 }
 
 export type GoldenTensors = Map<string, { shape: number[]; data: Float64Array }>;
