@@ -5,7 +5,7 @@
 //  2. Timing: SGEMM squares on 1 and 2 threads, skinny shapes, conv 3×3 layers.
 // Usage: kbench_gemm [--quick] [--no-check] [--no-bench] [--all-isa] [--conv-only] [--gemm-only]
 //                    [--batched-only]
-//                    [--shape M N K]...
+//                    [--shape M N K]... [--linear M N K]...  (--linear: B = Wᵀ view, as the linear op)
 #include <time.h>
 
 #include <chrono>
@@ -337,11 +337,13 @@ void bench_conv(int64_t C, int64_t HW, int threads) {
 int main(int argc, char** argv) {
   bool quick = false, check = true, bench = true, all_isa = false, conv_only = false, gemm_only = false,
        batched_only = false;
-  std::vector<int64_t> shapes;  // --shape M N K (repeatable): 1-thread SGEMM at these shapes only
+  std::vector<int64_t> shapes;  // --shape / --linear M N K (repeatable): 1-thread SGEMM at these shapes only
+  std::vector<bool> linear;     // per shape: B transposed (the linear op's y = x·Wᵀ)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--shape" && i + 3 < argc) {
+    if ((a == "--shape" || a == "--linear") && i + 3 < argc) {
       for (int q = 1; q <= 3; ++q) shapes.push_back(std::stoll(argv[i + q]));
+      linear.push_back(a == "--linear");
       i += 3;
       continue;
     }
@@ -361,7 +363,8 @@ int main(int argc, char** argv) {
     for (Isa isa : isas) {
       set_active_isa(isa);
       if (!shapes.empty()) {
-        for (size_t q = 0; q + 2 < shapes.size(); q += 3) bench_gemm(shapes[q], shapes[q + 1], shapes[q + 2], 1);
+        for (size_t q = 0; q + 2 < shapes.size(); q += 3)
+          bench_gemm(shapes[q], shapes[q + 1], shapes[q + 2], 1, false, linear[q / 3]);
         continue;
       }
       if (batched_only) {

@@ -2,6 +2,7 @@
 // contiguous row-major; `offset` lets reshape and leading-dim split share the
 // storage without copying. Autograd metadata lives here too (see autograd.h).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,6 +11,9 @@
 #include "error.h"
 
 namespace fd {
+namespace kernels {
+struct PackedMatrix;
+}
 
 enum class Dtype { Float32 };
 const char* dtype_name(Dtype d);
@@ -31,6 +35,14 @@ struct Storage {
   int64_t numel = 0;
   size_t bytes = 0;
   Device device;
+  // Counts in-place writes (copy_, optimizer steps, EMA), bumped on the stream right after
+  // the write (mark_written). Caches derived from the values are valid for one version.
+  std::atomic<uint64_t> version{0};
+  // The linear op's pre-packed weight (ops/matmul.cc), made from `packed_version` at
+  // `packed_offset`; guarded by the mutex there.
+  std::shared_ptr<const kernels::PackedMatrix> packed;
+  uint64_t packed_version = 0;
+  int64_t packed_offset = 0;
   static std::shared_ptr<Storage> allocate(int64_t numel, Device device);
   ~Storage();
 };
@@ -57,6 +69,9 @@ struct TensorImpl {
   float* data() const { return storage->data + offset; }
   bool needs_grad() const { return requires_grad || grad_fn != nullptr; }
 };
+
+// Records an in-place write of t's values (call on the stream, after the kernel wrote).
+inline void mark_written(const TensorPtr& t) { t->storage->version.fetch_add(1, std::memory_order_release); }
 
 int64_t shape_numel(const Shape& shape);
 // New uninitialized tensor (contents written by the kernel that produces it).

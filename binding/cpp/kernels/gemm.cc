@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 
+#include "core/allocator.h"
 #include "core/cpu.h"
 #include "core/precision.h"
 #include "core/threadpool.h"
@@ -62,6 +63,11 @@ void block_fallback(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, f
 
 }  // namespace
 
+int64_t k_block(int64_t K, int64_t kc_max) {
+  const int64_t nkb = ceil_div(K, kc_max);
+  return round_up(ceil_div(K, nkb), 4);
+}
+
 const KernelSet* active_kernels() {
   switch (active_isa()) {
     case Isa::Avx512: return avx512::kernel_set();
@@ -92,28 +98,31 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   // K split depends only on K (determinism); balanced so no tiny tail block.
   const int64_t ks_kc = B.kind != 0 ? ks.kc_conv : ks.kc;
   const int64_t ks_mc = (B.kind != 0 && ks.mc_conv) ? ks.mc_conv : ks.mc, ks_nc = ks.nc;
-  const int64_t nkb = ceil_div(K, ks_kc);
-  const int64_t KC = round_up(ceil_div(K, nkb), 4);
+  const int64_t KC = k_block(K, ks_kc);
   const int64_t M = m1 - m0, N = n1 - n0;
   const int64_t nmb = ceil_div(M, ks_mc);
   const int64_t MC = round_up(ceil_div(M, nmb), MR);
   const int64_t nnb = ceil_div(N, ks_nc);
   const int64_t NC = round_up(ceil_div(N, nnb), NR);
+  const bool prepacked = B.kind == 0 && B.packed;
   float* abuf = tl_a.get(static_cast<size_t>(MC * KC));
-  float* bbuf = tl_b.get(static_cast<size_t>(NC * KC));
-  if (!abuf || !bbuf) {
+  float* bbuf = prepacked ? nullptr : tl_b.get(static_cast<size_t>(NC * KC));
+  if (!abuf || (!prepacked && !bbuf)) {
     block_fallback(m0, m1, n0, n1, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
     return;
   }
   MicroEpi epi;
   epi.alpha = alpha;
   epi.beta = beta;
-  auto pack_b_block = [&](int64_t pc, int64_t kc, int64_t j, int64_t n, float* dst) {
+  // The packed B panels of K block pc from column j on: packed here into dst, or found in B.packed.
+  auto pack_b_block = [&](int64_t pc, int64_t kc, int64_t j, int64_t n, float* dst) -> const float* {
+    if (prepacked) return B.packed + pc * B.packed_np + j * kc;
     switch (B.kind) {
       case 0: ks.pack_b(B.p + pc * B.rs + j * B.cs, B.rs, B.cs, kc, n, dst); break;
       case 1: ks.pack_b_conv(B.conv, pc, kc, j, n, dst); break;
       default: ks.pack_b_convt(B.convt, pc, kc, j, n, dst); break;
     }
+    return dst;
   };
   if (M <= MC || B.kind == 1) {
     // One row block (e.g. conv layers, OC ≤ mc) or implicit im2col: pack A per row
@@ -140,11 +149,11 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
                                static_cast<int>(min64(MR, mc)), &epi))
               ir0 = MR;
           }
-          if (ir0 == 0) pack_b_block(pc, kc, jr, n, bbuf);
+          const float* bp = ir0 == 0 ? pack_b_block(pc, kc, jr, n, bbuf) : bbuf;
           for (int64_t ir = ir0; ir < mc; ir += MR) {
             const int m = static_cast<int>(min64(MR, mc - ir));
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
-            ks.micro(kc, abuf + ir * kc, bbuf, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
+            ks.micro(kc, abuf + ir * kc, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
       }
@@ -155,7 +164,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
     const int64_t nc = min64(NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = min64(KC, K - pc);
-      pack_b_block(pc, kc, jc, nc, bbuf);
+      const float* bblock = pack_b_block(pc, kc, jc, nc, bbuf);
       epi.first = pc == 0;
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = min64(MC, m1 - ic);
@@ -163,7 +172,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = static_cast<int>(min64(NR, nc - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jc + jr : nullptr;
-          const float* bp = bbuf + jr * kc;
+          const float* bp = bblock + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(min64(MR, mc - ir));
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
@@ -246,6 +255,41 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
   const impl::ASource a{A.p, A.rs, A.cs};
   const impl::BSource b{0, B.p, B.rs, B.cs, nullptr, nullptr};
   impl::gemm_threaded(*ks, M, N, K, alpha, a, b, beta, C, ldc, epilogue.bias_row, epilogue.bias_col);
+}
+
+PackedMatrix::~PackedMatrix() {
+  if (data) HostAllocator::instance().release(data, bytes);
+}
+
+bool PackedMatrix::usable(int64_t k, int64_t n) const { return kernels == impl::matmul_kernels() && K == k && N == n; }
+
+std::shared_ptr<const PackedMatrix> pack_b_once(int64_t K, int64_t N, MatView B) {
+  const impl::KernelSet* ks = impl::matmul_kernels();
+  if (!ks || K <= 0 || N <= 0) return nullptr;
+  auto pm = std::make_shared<PackedMatrix>();
+  pm->kernels = ks;
+  pm->K = K;
+  pm->N = N;
+  pm->KC = impl::k_block(K, ks->kc);
+  pm->NP = impl::round_up(N, ks->nr);
+  // + slack: vector tails may read past the last panel, as with the scratch buffers
+  pm->data = static_cast<float*>(HostAllocator::instance().allocate(size_t(K * pm->NP + 64) * sizeof(float), &pm->bytes));
+  for (int64_t pc = 0; pc < K; pc += pm->KC) {
+    const int64_t kc = impl::min64(pm->KC, K - pc);
+    ks->pack_b(B.p + pc * B.rs, B.rs, B.cs, kc, N, pm->data + pc * pm->NP);
+  }
+  return pm;
+}
+
+void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, const PackedMatrix& packed,
+                  float beta, float* C, int64_t ldc, const GemmEpilogue& epilogue) {
+  if (M <= 0 || N <= 0) return;
+  const auto& ks = *static_cast<const impl::KernelSet*>(packed.kernels);
+  impl::BSource b{0, B.p, B.rs, B.cs, nullptr, nullptr};
+  b.packed = packed.data;
+  b.packed_np = packed.NP;
+  impl::gemm_threaded(ks, M, N, K, alpha, impl::ASource{A.p, A.rs, A.cs}, b, beta, C, ldc, epilogue.bias_row,
+                      epilogue.bias_col);
 }
 
 void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A, int64_t stride_a, MatView B,

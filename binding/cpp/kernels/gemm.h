@@ -9,7 +9,9 @@
 // AVX512-BF16 under the AVX-512 ISA (and in the scalar reference on such CPUs); everywhere
 // else, and for convolutions, they compute in float32 (more precision than asked, never less).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace fd::kernels {
 
@@ -29,6 +31,30 @@ struct GemmEpilogue {
 };
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const GemmEpilogue& epilogue = {});
+
+// A B operand packed once into the micro-kernel's panel layout, for an operand used by many
+// calls (a linear layer's Wᵀ at inference): sgemm_packed skips the per-call pack of B, which
+// for a transposed weight with few rows of A costs a third of the GEMM (DiT at batch 1).
+// The result is bit-identical to sgemm on the same operands. A pack is tied to the kernel
+// set it was made for (ISA and matmul precision): `usable` says whether it still applies.
+struct PackedMatrix {
+  const void* kernels = nullptr;  // the impl::KernelSet it was packed for
+  int64_t K = 0, N = 0, KC = 0, NP = 0;  // NP: N rounded up to the panel width
+  float* data = nullptr;
+  size_t bytes = 0;
+  PackedMatrix() = default;
+  PackedMatrix(const PackedMatrix&) = delete;
+  PackedMatrix& operator=(const PackedMatrix&) = delete;
+  ~PackedMatrix();
+  bool usable(int64_t K, int64_t N) const;
+};
+// Packs B [K, N] for the current kernel set; null when it has no packed path (Isa::Scalar).
+// Throws ERR_MEMORY when the host is out of memory.
+std::shared_ptr<const PackedMatrix> pack_b_once(int64_t K, int64_t N, MatView B);
+// sgemm with B's panels from pack_b_once (packed.usable(K, N) must hold); the view B it was
+// packed from is still read when scratch memory for A cannot be had.
+void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, const PackedMatrix& packed,
+                  float beta, float* C, int64_t ldc, const GemmEpilogue& epilogue = {});
 
 // Batched: matrix b uses A.p + b * stride_a, B.p + b * stride_b, C + b * stride_c
 // (stride 0 broadcasts an operand over the batch).

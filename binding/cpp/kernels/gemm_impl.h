@@ -104,12 +104,20 @@ struct BSource {
   int64_t rs, cs;
   const ConvSrc* conv;
   const ConvTSrc* convt;
+  // kind 0 only, may be null: B already packed (pack_b_once) for this kernel set; the panel
+  // of K block pc (starting at k = pc) and columns from j (a multiple of nr) is at
+  // packed + pc·packed_np + j·kc.
+  const float* packed = nullptr;
+  int64_t packed_np = 0;
 };
 struct ASource {
   const float* p;
   int64_t rs, cs;
 };
 
+// K block length for a K split into blocks of at most kc_max: balanced (no tiny tail), a
+// multiple of 4, and a function of K alone (determinism across thread counts).
+int64_t k_block(int64_t K, int64_t kc_max);
 // The kernel set for the active ISA, or null for Isa::Scalar.
 const KernelSet* active_kernels();
 // Whether sgemm rounds its operands to bf16 now: matmul precision "medium" on a CPU with AVX512-BF16

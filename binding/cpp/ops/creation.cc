@@ -136,6 +136,7 @@ void copy_(const TensorPtr& dst, const TensorPtr& src) {
   launch("copy_", [=] {
     FD_ON_DEVICE(dev, copy_cpu(dst->data(), src->data(), dst->numel()),
                  cuda::copy_d2d(dst->data(), src->data(), dst->numel()));
+    mark_written(dst);
   });
 }
 

@@ -20,6 +20,16 @@ struct GradList {
   Device device;  // of every tensor in the list (CPU when the list is empty)
 };
 
+// Marks the tensors a step writes in place (parameters, state, gradients it sanitizes or
+// clips) once the kernel has run, on every return path of the stream-side lambda.
+struct WrittenOnExit {
+  std::vector<const std::vector<TensorPtr>*> lists;
+  ~WrittenOnExit() {
+    for (const auto* l : lists)
+      for (const TensorPtr& t : *l) mark_written(t);
+  }
+};
+
 GradList collect(const OptimGroup& group, const char* op, int states) {
   GradList l;
   for (size_t i = 0; i < group.params.size(); ++i) {
@@ -118,6 +128,7 @@ void adam_step(OptimGroup& group, const kernels::AdamParams& hyper, const StepOp
   check_stats(options, l);
   const TensorPtr dstats = device_stats(l, options);
   launch("adam", [l, hyper, options, dstats] {
+    const WrittenOnExit written{{&l.params, &l.grads, &l.s1, &l.s2}};
 #if FASTDIFF_WITH_CUDA
     if (l.device.type == DeviceType::CUDA) {
       cuda::set_device(l.device.index);
@@ -143,6 +154,7 @@ void sgd_step(OptimGroup& group, float lr, float momentum, float weight_decay, b
   check_stats(options, l);
   const TensorPtr dstats = device_stats(l, options);
   launch("sgd", [=] {
+    const WrittenOnExit written{{&l.params, &l.grads, &l.s1}};
 #if FASTDIFF_WITH_CUDA
     if (l.device.type == DeviceType::CUDA) {
       cuda::set_device(l.device.index);
@@ -170,6 +182,7 @@ void ema_update(const std::vector<TensorPtr>& ema, const std::vector<TensorPtr>&
   }
   [[maybe_unused]] const Device dev = ema.empty() ? Device{} : ema[0]->device();
   launch("ema", [=] {
+    const WrittenOnExit written{{&ema}};
 #if FASTDIFF_WITH_CUDA
     if (dev.type == DeviceType::CUDA) {
       cuda::set_device(dev.index);

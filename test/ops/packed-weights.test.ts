@@ -1,0 +1,153 @@
+// The linear op keeps a weight's Wᵀ packed for the GEMM across calls when it records no
+// gradient for that weight (sampling, frozen teachers). The packed path must be bit-identical
+// to packing per call, for every ISA, precision and block structure (one or several K blocks,
+// row blocks and column blocks), and must never serve stale values: after copy, an optimizer
+// step or an EMA update of the weight, after an ISA or precision switch, and across views of
+// one storage, the result equals a fresh computation.
+import * as fd from "../../lib";
+
+import { engineSettings, hostValues, maxRelErr } from "../helpers";
+
+const { best: BEST, isas: ISAS, threads: THREADS } = engineSettings();
+const HAS_BF16 = BEST === "avx512" && fd.devices().cpu.features.avx512bf16;
+const TOL_GEMM = 1e-5; // SIMD vs the scalar reference (maxRelErr), as in kernels.test.ts
+
+afterEach(() => {
+  fd.setMatmulPrecision("high");
+  fd.setIsa(BEST);
+  fd.setNumThreads(THREADS);
+});
+
+/** linear(x, w, b) with w's pack kept across calls (no gradient recorded for w). */
+function reused(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor | null): Float32Array {
+  return fd.noGrad(() => fd.scope(() => fd.linear(x, w, b).dataSync()));
+}
+
+/** linear(x, w, b) packing w in this call: w's gradient is recorded. */
+function perCall(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor | null): Float32Array {
+  return fd.scope(() => {
+    const wg = fd.noGrad(() => w.clone()).requireGrad();
+    return fd.linear(x, wg, b).dataSync();
+  });
+}
+
+function bitEqual(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+// [M, N, K]: one K block / two (K > 1024), one row block / several (M > 140 on AVX-512, > 72 on
+// AVX2), one column block / several (N > 1024), partial panels and tiles, a single row (GEMV).
+const SHAPES: [number, number, number][] = [
+  [1, 1536, 256],
+  [3, 33, 7],
+  [196, 768, 256],
+  [300, 1100, 33],
+  [29, 70, 1500],
+  [150, 1030, 1030],
+];
+
+describe.each(ISAS)("packed weights under %s", (isa) => {
+  const precisions: fd.MatmulPrecision[] = isa === "avx512" && HAS_BF16 ? ["high", "medium"] : ["high"];
+  test.each(precisions)("bit-identical to packing per call (%s), 1 and 2 threads, and close to the scalar reference", (precision) => {
+    SHAPES.forEach(([M, N, K], s) => {
+      fd.scope(() => {
+        const x = fd.tensor(hostValues([M, K], 10 + s), [M, K]);
+        const w = fd.tensor(hostValues([N, K], 20 + s), [N, K]);
+        const b = s % 2 ? null : fd.tensor(hostValues([N], 30 + s), [N]);
+        fd.setMatmulPrecision(precision);
+        fd.setIsa("scalar");
+        const ref = perCall(x, w, b);
+        fd.setIsa(isa);
+        for (const threads of [1, 2]) {
+          fd.setNumThreads(threads);
+          const fresh = perCall(x, w, b);
+          const first = reused(x, w, b); // packs
+          const again = reused(x, w, b); // reuses the pack
+          expect({ shape: [M, N, K], threads, first: bitEqual(first, fresh), again: bitEqual(again, fresh) }).toEqual({
+            shape: [M, N, K], threads, first: true, again: true,
+          });
+          expect(maxRelErr(again, ref)).toBeLessThan(precision === "medium" ? 1e-5 : TOL_GEMM);
+        }
+      });
+    });
+  });
+});
+
+describe("a packed weight is never stale", () => {
+  const [M, N, K] = [5, 40, 24];
+  const x = () => fd.tensor(hostValues([M, K], 1), [M, K]);
+
+  test("after copy into the weight", () => {
+    fd.scope(() => {
+      const w = fd.tensor(hostValues([N, K], 2), [N, K]);
+      const w2 = fd.tensor(hostValues([N, K], 3), [N, K]);
+      const before = reused(x(), w, null);
+      fd.copy(w, w2);
+      const after = reused(x(), w, null);
+      expect(bitEqual(after, perCall(x(), w2, null))).toBe(true);
+      expect(bitEqual(after, before)).toBe(false);
+    });
+  });
+
+  test("after Adam, SGD and EMA steps", () => {
+    fd.scope(() => {
+      const w = fd.tensor(hostValues([N, K], 4), [N, K]).requireGrad();
+      const step = (opt: { step(): void }) => {
+        fd.scope(() => fd.sum(fd.linear(x(), w)).backward());
+        opt.step();
+        w.grad = null;
+      };
+      for (const opt of [new fd.Adam([w], { lr: 0.1 }), new fd.SGD([w], { lr: 0.1 })]) {
+        const before = reused(x(), w, null); // packs w (no gradient recorded under noGrad)
+        step(opt);
+        const after = reused(x(), w, null);
+        expect(bitEqual(after, before)).toBe(false);
+        expect(bitEqual(after, perCall(x(), w, null))).toBe(true);
+      }
+      const ema = new fd.EMA([w], { decay: 0.5 });
+      const avg = ema.averages[0]!;
+      reused(x(), avg, null);
+      step(new fd.SGD([w], { lr: 1 }));
+      ema.update();
+      expect(bitEqual(reused(x(), avg, null), perCall(x(), avg, null))).toBe(true);
+    });
+  });
+
+  test("after an ISA or precision switch, and across views of one storage", () => {
+    fd.scope(() => {
+      const w = fd.tensor(hostValues([N, K], 5), [N, K]);
+      for (const isa of ["scalar", ...ISAS] as fd.Isa[]) {
+        fd.setIsa(isa);
+        expect(bitEqual(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
+      }
+      if (HAS_BF16) {
+        fd.setIsa("avx512");
+        reused(x(), w, null);
+        fd.setMatmulPrecision("medium");
+        expect(bitEqual(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
+        fd.setMatmulPrecision("high");
+        expect(bitEqual(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
+      }
+      // Two halves of one storage (split shares it at different offsets), used alternately.
+      const both = fd.tensor(hostValues([2 * N, K], 6), [2 * N, K]);
+      const [top, bottom] = fd.split(both, N, 0);
+      for (let r = 0; r < 3; ++r)
+        for (const half of [top!, bottom!]) expect(bitEqual(reused(x(), half, null), perCall(x(), half.clone(), null))).toBe(true);
+    });
+  });
+
+  test("packs do not accumulate: 2,000 sampling-style calls at constant memory", () => {
+    fd.scope(() => {
+      const w = fd.tensor(hostValues([256, 256], 7), [256, 256]);
+      const xb = fd.tensor(hostValues([16, 256], 8), [16, 256]);
+      const run = (n: number) => {
+        for (let i = 0; i < n; ++i) fd.noGrad(() => fd.scope(() => void fd.linear(xb, w, null)));
+        fd.synchronize();
+      };
+      run(10);
+      const before = fd.memory().bytes;
+      run(2000);
+      expect(fd.memory().bytes).toBe(before);
+    });
+  });
+});
