@@ -1,5 +1,6 @@
-// The linear op keeps a weight's Wᵀ packed for the GEMM across calls when it records no
-// gradient for that weight (sampling, frozen teachers). The packed path must be bit-identical
+// linear and conv2d keep a weight packed for the GEMM across calls (linear: Wᵀ as the B operand,
+// conv2d: the weight rows as the A operand) when they record no gradient for that weight
+// (sampling, frozen teachers). The packed path must be bit-identical
 // to packing per call, for every ISA, precision and block structure (one or several K blocks,
 // row blocks and column blocks), and must never serve stale values: after copy, an optimizer
 // step or an EMA update of the weight, after an ISA or precision switch, and across views of
@@ -73,6 +74,53 @@ describe.each(ISAS)("packed weights under %s", (isa) => {
   });
 });
 
+type Conv = [number[], number[], fd.Conv2dOptions]; // input, weight, options
+// 3×3 at the UNet's 28/14/7 sizes (K = C·9 in one or several K blocks: kc_conv is 600 on
+// AVX-512), more output channels than one row block, 1×1 (the plain-matrix K blocking), strided,
+// and shapes where no pack is made: groups > 1, and a batch large enough for Winograd.
+const CONVS: Conv[] = [
+  [[1, 64, 28, 28], [64, 64, 3, 3], { padding: 1 }],
+  [[1, 128, 7, 7], [128, 128, 3, 3], { padding: 1 }],
+  [[1, 256, 14, 14], [128, 256, 3, 3], { padding: 1 }],
+  [[2, 20, 9, 11], [200, 20, 3, 3], { padding: 1 }],
+  [[1, 96, 14, 14], [130, 96, 1, 1], {}],
+  [[1, 32, 15, 15], [48, 32, 3, 3], { stride: 2, padding: 1 }],
+  [[1, 32, 12, 12], [48, 16, 3, 3], { padding: 1, groups: 2 }],
+  [[8, 64, 14, 14], [64, 64, 3, 3], { padding: 1 }],
+];
+
+function convReused(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor, o: fd.Conv2dOptions): Float32Array {
+  return fd.noGrad(() => fd.scope(() => fd.conv2d(x, w, b, o).dataSync()));
+}
+function convPerCall(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor, o: fd.Conv2dOptions): Float32Array {
+  return fd.scope(() => fd.conv2d(x, fd.noGrad(() => w.clone()).requireGrad(), b, o).dataSync());
+}
+
+describe.each(ISAS)("packed conv weights under %s", (isa) => {
+  test("bit-identical to packing per call, 1 and 2 threads, and close to the scalar reference", () => {
+    CONVS.forEach(([xs, ws, o], c) => {
+      fd.scope(() => {
+        const x = fd.tensor(hostValues(xs, 40 + c), xs);
+        const w = fd.tensor(hostValues(ws, 50 + c, 0.2), ws);
+        const b = fd.tensor(hostValues([ws[0]!], 60 + c), [ws[0]!]);
+        fd.setIsa("scalar");
+        const ref = convPerCall(x, w, b, o);
+        fd.setIsa(isa);
+        for (const threads of [1, 2]) {
+          fd.setNumThreads(threads);
+          const fresh = convPerCall(x, w, b, o);
+          const first = convReused(x, w, b, o);
+          const again = convReused(x, w, b, o);
+          expect({ conv: c, threads, first: bitEqual(first, fresh), again: bitEqual(again, fresh) }).toEqual({
+            conv: c, threads, first: true, again: true,
+          });
+          expect(maxRelErr(again, ref)).toBeLessThan(TOL_GEMM);
+        }
+      });
+    });
+  });
+});
+
 describe("a packed weight is never stale", () => {
   const [M, N, K] = [5, 40, 24];
   const x = () => fd.tensor(hostValues([M, K], 1), [M, K]);
@@ -86,6 +134,21 @@ describe("a packed weight is never stale", () => {
       const after = reused(x(), w, null);
       expect(bitEqual(after, perCall(x(), w2, null))).toBe(true);
       expect(bitEqual(after, before)).toBe(false);
+    });
+  });
+
+  test("conv2d: after copy into the weight, and between batch sizes with and without a pack", () => {
+    fd.scope(() => {
+      const w = fd.tensor(hostValues([64, 64, 3, 3], 9, 0.2), [64, 64, 3, 3]);
+      const w2 = fd.tensor(hostValues([64, 64, 3, 3], 10, 0.2), [64, 64, 3, 3]);
+      const b = fd.zeros([64]);
+      const o = { padding: 1 };
+      const x1 = fd.tensor(hostValues([1, 64, 14, 14], 11), [1, 64, 14, 14]);
+      const x8 = fd.tensor(hostValues([8, 64, 14, 14], 12), [8, 64, 14, 14]); // Winograd: no pack
+      const before = convReused(x1, w, b, o);
+      fd.copy(w, w2);
+      for (const x of [x1, x8, x1]) expect(bitEqual(convReused(x, w, b, o), convPerCall(x, w2, b, o))).toBe(true);
+      expect(bitEqual(convReused(x1, w, b, o), before)).toBe(false);
     });
   });
 
@@ -134,6 +197,31 @@ describe("a packed weight is never stale", () => {
       for (let r = 0; r < 3; ++r)
         for (const half of [top!, bottom!]) expect(bitEqual(reused(x(), half, null), perCall(x(), half.clone(), null))).toBe(true);
     });
+  });
+
+  test("a pack is made where the kernel uses one, counted in fd.memory() and freed with its weight", () => {
+    const bytesAfter = (f: () => void) => {
+      fd.synchronize();
+      const before = fd.memory().bytes;
+      f();
+      fd.synchronize();
+      return fd.memory().bytes - before;
+    };
+    const cases: [string, number[], (w: fd.Tensor) => void, boolean][] = [
+      ["linear", [256, 512], (w) => void reused(fd.zeros([3, 512]), w, null), true],
+      ["conv b1", [64, 64, 3, 3], (w) => void convReused(fd.zeros([1, 64, 14, 14]), w, fd.zeros([64]), { padding: 1 }), true],
+      ["conv b8 (Winograd)", [64, 64, 3, 3], (w) => void convReused(fd.zeros([8, 64, 14, 14]), w, fd.zeros([64]), { padding: 1 }), false],
+      ["conv groups 2", [64, 32, 3, 3], (w) => void convReused(fd.zeros([1, 64, 14, 14]), w, fd.zeros([64]), { padding: 1, groups: 2 }), false],
+      ["linear, weight trained", [256, 512], (w) => void fd.scope(() => fd.linear(fd.zeros([3, 512]), w.requireGrad())), false],
+    ];
+    for (const [name, shape, use, packs] of cases) {
+      const w = fd.zeros(shape);
+      const weightBytes = shape.reduce((a, b) => a * b, 4);
+      const grown = bytesAfter(() => fd.scope(() => use(w)));
+      expect({ name, packed: grown >= weightBytes }).toEqual({ name, packed: packs });
+      const freed = bytesAfter(() => w.dispose());
+      expect({ name, freed: -freed >= weightBytes + (packs ? weightBytes : 0) }).toEqual({ name, freed: true });
+    }
   });
 
   test("packs do not accumulate: 2,000 sampling-style calls at constant memory", () => {

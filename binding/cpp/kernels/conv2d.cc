@@ -64,13 +64,14 @@ bool is_pointwise(const Conv2dShape& s) {
 // written to dst [N, groups·Mg, OH, OW]. Geometry in `geo` (C = Cin_g per group).
 void conv_forward_impl(const KernelSet& ks, int64_t N, int64_t groups, const float* src, int64_t src_chan_total,
                        const ConvSrc& geo, const float* A, int64_t a_rs, int64_t a_cs, int64_t a_group_stride,
-                       int64_t Mg, const float* bias, float* dst) {
+                       int64_t Mg, const float* bias, float* dst, const PackedMatrix* packed_a = nullptr) {
   const int64_t HW = geo.H * geo.W, S = geo.OH * geo.OW, Kg = geo.C * geo.KH * geo.KW;
   const bool pointwise = geo.KH == 1 && geo.KW == 1 && geo.sh == 1 && geo.sw == 1 && geo.ph == 0 && geo.pw == 0;
   for_items(N * groups, 2.0 * Mg * S * Kg, [&](int64_t item, bool threaded) {
     const int64_t n = item / groups, g = item % groups;
     const float* xg = src + (n * src_chan_total + g * geo.C) * HW;
-    const ASource a{A + g * a_group_stride, a_rs, a_cs};
+    ASource a{A + g * a_group_stride, a_rs, a_cs};
+    if (packed_a) a.packed = packed_a->data, a.packed_mp = packed_a->P;  // one group only
     ConvSrc cs = geo;
     cs.x = xg;
     BSource b{1, nullptr, 0, 0, &cs, nullptr};
@@ -84,7 +85,28 @@ thread_local ScratchBuf tl_xt, tl_gwt;
 
 }  // namespace
 
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+namespace {
+// The K block the forward GEMM uses for s: implicit im2col (kc_conv) or, 1×1, the plain matrix (kc).
+int64_t forward_k_block(const KernelSet& ks, const Conv2dShape& s) {
+  const int64_t Kg = s.C / s.groups * s.KH * s.KW;
+  return impl::k_block(Kg, is_pointwise(s) ? ks.kc : ks.kc_conv);
+}
+}  // namespace
+
+std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w) {
+  const KernelSet* ks = impl::active_kernels();
+  if (!ks || s.groups != 1 || s.OC <= 0 || s.C <= 0 || wino::applicable(s)) return nullptr;
+  const int64_t K = s.C * s.KH * s.KW;
+  return impl::pack_once(*ks, 'A', K, s.OC, forward_k_block(*ks, s), w, K, 1);
+}
+
+bool packed_conv_weight_fits(const PackedMatrix& pm, const Conv2dShape& s) {
+  const KernelSet* ks = impl::active_kernels();
+  return ks && s.groups == 1 && impl::packed_fits(pm, ks, 'A', s.C * s.KH * s.KW, s.OC, forward_k_block(*ks, s));
+}
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                    const PackedMatrix* packed_w) {
   const KernelSet* ks = impl::active_kernels();
   if (!ks) return ref::conv2d_forward(s, x, w, bias, y);
   const int64_t OH = s.OH(), OW = s.OW();
@@ -93,7 +115,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   // 3×3 stride-1 convs with enough channels: Winograd F(2×2, 3×3) (kernels/winograd.h).
   if (wino::applicable(s) && wino::conv3x3_forward(*ks, s, x, w, bias, y)) return;
   const ConvSrc geo{nullptr, Cg, s.H, s.W, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w, OH, OW};
-  conv_forward_impl(*ks, s.N, s.groups, x, s.C, geo, w, Kg, 1, OCg * Kg, OCg, bias, y);
+  if (packed_w && !packed_conv_weight_fits(*packed_w, s)) packed_w = nullptr;
+  conv_forward_impl(*ks, s.N, s.groups, x, s.C, geo, w, Kg, 1, OCg * Kg, OCg, bias, y, packed_w);
 }
 
 void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w, float* gx) {

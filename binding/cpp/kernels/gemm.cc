@@ -105,15 +105,21 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   const int64_t nnb = ceil_div(N, ks_nc);
   const int64_t NC = round_up(ceil_div(N, nnb), NR);
   const bool prepacked = B.kind == 0 && B.packed;
-  float* abuf = tl_a.get(static_cast<size_t>(MC * KC));
+  float* abuf = A.packed ? nullptr : tl_a.get(static_cast<size_t>(MC * KC));
   float* bbuf = prepacked ? nullptr : tl_b.get(static_cast<size_t>(NC * KC));
-  if (!abuf || (!prepacked && !bbuf)) {
+  if ((!A.packed && !abuf) || (!prepacked && !bbuf)) {
     block_fallback(m0, m1, n0, n1, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
     return;
   }
   MicroEpi epi;
   epi.alpha = alpha;
   epi.beta = beta;
+  // The packed A panels of K block pc from row i on: packed here into abuf, or found in A.packed.
+  auto pack_a_block = [&](int64_t pc, int64_t kc, int64_t i, int64_t mc) -> const float* {
+    if (A.packed) return A.packed + pc * A.packed_mp + i * kc;
+    ks.pack_a(A.p + i * A.rs + pc * A.cs, A.rs, A.cs, mc, kc, abuf);
+    return abuf;
+  };
   // The packed B panels of K block pc from column j on: packed here into dst, or found in B.packed.
   auto pack_b_block = [&](int64_t pc, int64_t kc, int64_t j, int64_t n, float* dst) -> const float* {
     if (prepacked) return B.packed + pc * B.packed_np + j * kc;
@@ -133,19 +139,19 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
       epi.first = pc == 0;
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = min64(MC, m1 - ic);
-        ks.pack_a(A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, mc, kc, abuf);
+        const float* ap = pack_a_block(pc, kc, ic, mc);
         for (int64_t jr = n0; jr < n1; jr += NR) {
           const int n = static_cast<int>(min64(NR, n1 - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jr : nullptr;
           int64_t ir0 = 0;
           if (B.kind == 1 && ks.conv_first) {  // pack fused into the first micro-tile
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
-            if (ks.conv_first(B.conv, pc, kc, jr, n, abuf, bbuf, C + ic * ldc + jr, ldc,
+            if (ks.conv_first(B.conv, pc, kc, jr, n, ap, bbuf, C + ic * ldc + jr, ldc,
                               static_cast<int>(min64(MR, mc)), &epi))
               ir0 = MR;
           } else if (B.kind == 2 && ks.convt_first) {
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
-            if (ks.convt_first(B.convt, pc, kc, jr, n, abuf, bbuf, C + ic * ldc + jr, ldc,
+            if (ks.convt_first(B.convt, pc, kc, jr, n, ap, bbuf, C + ic * ldc + jr, ldc,
                                static_cast<int>(min64(MR, mc)), &epi))
               ir0 = MR;
           }
@@ -153,7 +159,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
           for (int64_t ir = ir0; ir < mc; ir += MR) {
             const int m = static_cast<int>(min64(MR, mc - ir));
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
-            ks.micro(kc, abuf + ir * kc, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
+            ks.micro(kc, ap + ir * kc, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
       }
@@ -168,7 +174,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
       epi.first = pc == 0;
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = min64(MC, m1 - ic);
-        ks.pack_a(A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, mc, kc, abuf);
+        const float* ap = pack_a_block(pc, kc, ic, mc);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = static_cast<int>(min64(NR, nc - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jc + jr : nullptr;
@@ -176,7 +182,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(min64(MR, mc - ir));
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
-            ks.micro(kc, abuf + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
+            ks.micro(kc, ap + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
           }
         }
       }
@@ -261,24 +267,44 @@ PackedMatrix::~PackedMatrix() {
   if (data) HostAllocator::instance().release(data, bytes);
 }
 
-bool PackedMatrix::usable(int64_t k, int64_t n) const { return kernels == impl::matmul_kernels() && K == k && N == n; }
+namespace impl {
+
+std::shared_ptr<const PackedMatrix> pack_once(const KernelSet& ks, char operand, int64_t K, int64_t MN, int64_t KC,
+                                              const float* p, int64_t rs, int64_t cs) {
+  auto pm = std::make_shared<PackedMatrix>();
+  pm->kernels = &ks;
+  pm->operand = operand;
+  pm->K = K;
+  pm->MN = MN;
+  pm->KC = KC;
+  pm->P = round_up(MN, operand == 'A' ? ks.mr : ks.nr);
+  // + slack: vector tails may read past the last panel, as with the scratch buffers
+  pm->data = static_cast<float*>(HostAllocator::instance().allocate(size_t(K * pm->P + 64) * sizeof(float), &pm->bytes));
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = min64(KC, K - pc);
+    if (operand == 'A')
+      ks.pack_a(p + pc * cs, rs, cs, MN, kc, pm->data + pc * pm->P);
+    else
+      ks.pack_b(p + pc * rs, rs, cs, kc, MN, pm->data + pc * pm->P);
+  }
+  return pm;
+}
+
+bool packed_fits(const PackedMatrix& pm, const KernelSet* ks, char operand, int64_t K, int64_t MN, int64_t KC) {
+  return pm.kernels == ks && pm.operand == operand && pm.K == K && pm.MN == MN && pm.KC == KC;
+}
+
+}  // namespace impl
 
 std::shared_ptr<const PackedMatrix> pack_b_once(int64_t K, int64_t N, MatView B) {
   const impl::KernelSet* ks = impl::matmul_kernels();
   if (!ks || K <= 0 || N <= 0) return nullptr;
-  auto pm = std::make_shared<PackedMatrix>();
-  pm->kernels = ks;
-  pm->K = K;
-  pm->N = N;
-  pm->KC = impl::k_block(K, ks->kc);
-  pm->NP = impl::round_up(N, ks->nr);
-  // + slack: vector tails may read past the last panel, as with the scratch buffers
-  pm->data = static_cast<float*>(HostAllocator::instance().allocate(size_t(K * pm->NP + 64) * sizeof(float), &pm->bytes));
-  for (int64_t pc = 0; pc < K; pc += pm->KC) {
-    const int64_t kc = impl::min64(pm->KC, K - pc);
-    ks->pack_b(B.p + pc * B.rs, B.rs, B.cs, kc, N, pm->data + pc * pm->NP);
-  }
-  return pm;
+  return impl::pack_once(*ks, 'B', K, N, impl::k_block(K, ks->kc), B.p, B.rs, B.cs);
+}
+
+bool packed_b_fits(const PackedMatrix& pm, int64_t K, int64_t N) {
+  const impl::KernelSet* ks = impl::matmul_kernels();
+  return ks && impl::packed_fits(pm, ks, 'B', K, N, impl::k_block(K, ks->kc));
 }
 
 void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, const PackedMatrix& packed,
@@ -287,7 +313,7 @@ void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatVi
   const auto& ks = *static_cast<const impl::KernelSet*>(packed.kernels);
   impl::BSource b{0, B.p, B.rs, B.cs, nullptr, nullptr};
   b.packed = packed.data;
-  b.packed_np = packed.NP;
+  b.packed_np = packed.P;
   impl::gemm_threaded(ks, M, N, K, alpha, impl::ASource{A.p, A.rs, A.cs}, b, beta, C, ldc, epilogue.bias_row,
                       epilogue.bias_col);
 }

@@ -32,27 +32,30 @@ struct GemmEpilogue {
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const GemmEpilogue& epilogue = {});
 
-// A B operand packed once into the micro-kernel's panel layout, for an operand used by many
-// calls (a linear layer's Wᵀ at inference): sgemm_packed skips the per-call pack of B, which
-// for a transposed weight with few rows of A costs a third of the GEMM (DiT at batch 1).
-// The result is bit-identical to sgemm on the same operands. A pack is tied to the kernel
-// set it was made for (ISA and matmul precision): `usable` says whether it still applies.
+// An operand packed once into the micro-kernel's panel layout, for a weight used by many calls
+// (sampling): a linear layer's Wᵀ as the B operand, a convolution's weight rows as the A
+// operand. With it the GEMM skips the per-call pack, which for few rows (linear at batch 1)
+// or few output pixels (a 7×7 conv) costs a third of the work. Results are bit-identical to
+// the unpacked calls. A pack is tied to the kernel set it was made for (ISA and matmul
+// precision), and the *_fits functions say whether it still applies.
 struct PackedMatrix {
   const void* kernels = nullptr;  // the impl::KernelSet it was packed for
-  int64_t K = 0, N = 0, KC = 0, NP = 0;  // NP: N rounded up to the panel width
+  char operand = 0;               // 'A' (rows × K, panels of mr rows) or 'B' (K × cols, panels of nr)
+  int64_t K = 0, MN = 0, KC = 0;  // MN: rows of A or columns of B; KC: the K block length
+  int64_t P = 0;                  // MN rounded up to the panel width
   float* data = nullptr;
   size_t bytes = 0;
   PackedMatrix() = default;
   PackedMatrix(const PackedMatrix&) = delete;
   PackedMatrix& operator=(const PackedMatrix&) = delete;
   ~PackedMatrix();
-  bool usable(int64_t K, int64_t N) const;
 };
-// Packs B [K, N] for the current kernel set; null when it has no packed path (Isa::Scalar).
+// B [K, N] packed for sgemm_packed under the current kernel set; null under Isa::Scalar.
 // Throws ERR_MEMORY when the host is out of memory.
 std::shared_ptr<const PackedMatrix> pack_b_once(int64_t K, int64_t N, MatView B);
-// sgemm with B's panels from pack_b_once (packed.usable(K, N) must hold); the view B it was
-// packed from is still read when scratch memory for A cannot be had.
+bool packed_b_fits(const PackedMatrix& packed, int64_t K, int64_t N);
+// sgemm with B's panels from pack_b_once (packed_b_fits must hold); the view B it was packed
+// from is still read when scratch memory for A cannot be had.
 void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, const PackedMatrix& packed,
                   float beta, float* C, int64_t ldc, const GemmEpilogue& epilogue = {});
 
@@ -72,8 +75,14 @@ struct Conv2dShape {
   int64_t OW() const { return (W + 2 * pad_w - dil_w * (KW - 1) - 1) / stride_w + 1; }
 };
 
-// y = conv(x, w) + bias (bias may be null). Overwrites y.
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+// y = conv(x, w) + bias (bias may be null). Overwrites y. packed_w (optional): w from
+// pack_conv_weight_once, used when packed_conv_weight_fits(s).
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                    const PackedMatrix* packed_w = nullptr);
+// The weight packed as conv2d_forward's GEMM reads it; null when conv2d_forward would not use
+// it for this shape (Winograd, groups > 1, Isa::Scalar).
+std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w);
+bool packed_conv_weight_fits(const PackedMatrix& packed, const Conv2dShape& s);
 // gx = dL/dx given gy = dL/dy. Overwrites gx.
 void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w, float* gx);
 // gw = dL/dw (overwrites), gb = dL/dbias (overwrites; may be null).

@@ -113,11 +113,21 @@ struct BSource {
 struct ASource {
   const float* p;
   int64_t rs, cs;
+  // May be null: A already packed (PackedMatrix 'A' for this kernel set and K block); the
+  // panel of K block pc (starting at k = pc) and rows from i (a multiple of mr) is at
+  // packed + pc·packed_mp + i·kc.
+  const float* packed = nullptr;
+  int64_t packed_mp = 0;
 };
 
 // K block length for a K split into blocks of at most kc_max: balanced (no tiny tail), a
 // multiple of 4, and a function of K alone (determinism across thread counts).
 int64_t k_block(int64_t K, int64_t kc_max);
+// Packs rows × K of A (operand 'A', panels of mr rows) or K × cols of B ('B', panels of nr)
+// in K blocks of KC, as gemm_block would per call. Throws ERR_MEMORY.
+std::shared_ptr<const PackedMatrix> pack_once(const KernelSet& ks, char operand, int64_t K, int64_t MN, int64_t KC,
+                                              const float* p, int64_t rs, int64_t cs);
+bool packed_fits(const PackedMatrix& packed, const KernelSet* ks, char operand, int64_t K, int64_t MN, int64_t KC);
 // The kernel set for the active ISA, or null for Isa::Scalar.
 const KernelSet* active_kernels();
 // Whether sgemm rounds its operands to bf16 now: matmul precision "medium" on a CPU with AVX512-BF16

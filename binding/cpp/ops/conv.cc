@@ -6,6 +6,7 @@
 #include "core/stream.h"
 #include "kernels/gemm.h"
 #include "ops.h"
+#include "packed_weight.h"
 #if FASTDIFF_WITH_CUDA
 #include "cuda/gemm.h"
 #endif
@@ -71,8 +72,18 @@ TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, 
   TensorPtr y = empty({s.N, s.OC, s.OH(), s.OW()}, x->device());
   count_flops(2.0 * double(s.N * s.OC * s.OH() * s.OW()) * double(s.C / groups * s.KH * s.KW));
   [[maybe_unused]] const Device dev = x->device();  // unused by FD_DISPATCH in CPU-only builds
-  launch("conv2d",
-         [=] { FD_DISPATCH(dev, conv2d_forward, s, x->data(), w->data(), bias ? bias->data() : nullptr, y->data()); });
+  const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
+  launch("conv2d", [=] {
+    const float* b = bias ? bias->data() : nullptr;
+    if (keep_pack) {
+      const auto packed = packed_weight(
+          w, [&](const kernels::PackedMatrix& p) { return kernels::packed_conv_weight_fits(p, s); },
+          [&] { return kernels::pack_conv_weight_once(s, w->data()); });
+      kernels::conv2d_forward(s, x->data(), w->data(), b, y->data(), packed.get());
+      return;
+    }
+    FD_DISPATCH(dev, conv2d_forward, s, x->data(), w->data(), b, y->data());
+  });
   if (any_requires_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();
     node->s = s, node->has_bias = bias != nullptr;

@@ -2,7 +2,6 @@
 // the CPU, cuda::sgemm for CUDA tensors (FD_DISPATCH on the output's device).
 // Transposed operands in the backward pass are strided views, never copies.
 #include <algorithm>
-#include <mutex>
 
 #include "core/dispatch.h"
 #include "core/profile.h"
@@ -10,6 +9,7 @@
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "ops.h"
+#include "packed_weight.h"
 #if FASTDIFF_WITH_CUDA
 #include "cuda/gemm.h"
 #endif
@@ -123,23 +123,6 @@ std::vector<TensorPtr> LinearBackward::apply(const std::vector<TensorPtr>& g) {
   return {gx, gw, gb};
 }
 
-// The weight's Wᵀ packed for the GEMM, kept on its storage and remade after an in-place
-// write (a version change), an ISA or precision switch, or for another view of the storage.
-// Only for inference-like calls (see linear): a training step writes its weights every step.
-std::shared_ptr<const kernels::PackedMatrix> packed_weight(const TensorPtr& w) {
-  static std::mutex mutex;
-  const int64_t N = w->shape[0], K = w->shape[1];
-  Storage& st = *w->storage;
-  const uint64_t version = st.version.load(std::memory_order_acquire);
-  std::lock_guard<std::mutex> lock(mutex);
-  if (st.packed && st.packed_version == version && st.packed_offset == w->offset && st.packed->usable(K, N))
-    return st.packed;
-  st.packed = kernels::pack_b_once(K, N, MatView{w->data(), 1, K});
-  st.packed_version = version;
-  st.packed_offset = w->offset;
-  return st.packed;
-}
-
 }  // namespace
 
 TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
@@ -189,15 +172,16 @@ TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) 
   TensorPtr y = empty(shape, x->device());
   count_flops(2.0 * double(M) * double(N) * double(K));
   const Device dev = y->device();
-  // A parameter whose gradient this call does not record (sampling, a frozen teacher) keeps
-  // its packed Wᵀ across calls; one being trained is packed per call as before.
-  const bool reuse_packed = dev.type == DeviceType::CPU && !w->grad_fn && !any_requires_grad({&w});
+  const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
   launch("linear", [=] {
     kernels::GemmEpilogue ep;
     ep.bias_col = bias ? bias->data() : nullptr;
     const MatView a{x->data(), K, 1}, wt{w->data(), 1, K};
-    if (reuse_packed && M > 0 && K > 0) {
-      if (const auto packed = packed_weight(w)) {
+    if (keep_pack && M > 0 && K > 0) {
+      const auto packed = packed_weight(
+          w, [&](const kernels::PackedMatrix& p) { return kernels::packed_b_fits(p, K, N); },
+          [&] { return kernels::pack_b_once(K, N, wt); });
+      if (packed) {
         kernels::sgemm_packed(M, N, K, 1.f, a, wt, *packed, 0.f, y->data(), N, ep);
         return;
       }
