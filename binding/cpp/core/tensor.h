@@ -38,8 +38,8 @@ struct Storage {
   // Counts in-place writes (copy_, optimizer steps, EMA), bumped on the stream right after
   // the write (mark_written). Caches derived from the values are valid for one version.
   std::atomic<uint64_t> version{0};
-  // The linear op's pre-packed weight (ops/matmul.cc), made from `packed_version` at
-  // `packed_offset`; guarded by the mutex there.
+  // The weight kept packed for linear / conv2d (ops/packed_weight.h), made from
+  // `packed_version` at `packed_offset`; guarded by the mutex there.
   std::shared_ptr<const kernels::PackedMatrix> packed;
   uint64_t packed_version = 0;
   int64_t packed_offset = 0;
