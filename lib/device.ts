@@ -75,7 +75,10 @@ export function getMatmulPrecision(): MatmulPrecision {
  * How CPU convolutions compute (CUDA convolutions are unaffected):
  * - "auto" (the default): Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with ≥ 32 input and output
  *   channels and ≥ 256 tiles of 2×2 outputs per call (e.g. a 28×28 map from batch 2), the direct implicit GEMM
- *   otherwise — on one small image the transforms cost what the fewer multiplications save (bench/RESULTS.md);
+ *   otherwise — on one small image the transforms cost what the fewer multiplications save. When the call
+ *   records no gradient for the weight (sampling, a frozen teacher), its transform is kept packed across calls
+ *   and Winograd pays from 16 tiles (a 7×7 map): on 1 thread always, on more threads from 128 input channels
+ *   (bench/RESULTS.md);
  * - "direct": always the implicit GEMM (a few ulps closer to float64 than Winograd);
  * - "winograd": Winograd for every convolution it can compute (3×3, stride 1, dilation 1, groups 1,
  *   padding 0 or 1).

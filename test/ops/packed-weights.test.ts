@@ -1,5 +1,6 @@
 // linear and conv2d keep a weight packed for the GEMM across calls (linear: Wᵀ as the B operand,
-// conv2d: the weight rows as the A operand) when they record no gradient for that weight
+// conv2d: the weight rows as the A operand, or on the Winograd path the 16 transformed weight
+// matrices U) when they record no gradient for that weight
 // (sampling, frozen teachers). The packed path must be bit-identical
 // to packing per call, for every ISA, precision and block structure (one or several K blocks,
 // row blocks and column blocks), and must never serve stale values: after copy, an optimizer
@@ -76,8 +77,8 @@ describe.each(ISAS)("packed weights under %s", (isa) => {
 
 type Conv = [number[], number[], fd.Conv2dOptions]; // input, weight, options
 // 3×3 at the UNet's 28/14/7 sizes (K = C·9 in one or several K blocks: kc_conv is 600 on
-// AVX-512), more output channels than one row block, 1×1 (the plain-matrix K blocking), strided,
-// and shapes where no pack is made: groups > 1, and a batch large enough for Winograd.
+// AVX-512; Winograd: K = C), more output channels than one row block, 1×1 (the plain-matrix K
+// blocking), strided, groups > 1 (no pack), and a batch of 8 (Winograd splits tiles over threads).
 const CONVS: Conv[] = [
   [[1, 64, 28, 28], [64, 64, 3, 3], { padding: 1 }],
   [[1, 128, 7, 7], [128, 128, 3, 3], { padding: 1 }],
@@ -96,27 +97,59 @@ function convPerCall(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor, o: fd.Conv2dOptio
   return fd.scope(() => fd.conv2d(x, fd.noGrad(() => w.clone()).requireGrad(), b, o).dataSync());
 }
 
+// Winograd's error is relative to Σ|w||x| rather than to each output (test/ops/winograd.test.ts).
+const TOL_WINOGRAD = 4e-6;
+
 describe.each(ISAS)("packed conv weights under %s", (isa) => {
-  test("bit-identical to packing per call, 1 and 2 threads, and close to the scalar reference", () => {
-    CONVS.forEach(([xs, ws, o], c) => {
-      fd.scope(() => {
-        const x = fd.tensor(hostValues(xs, 40 + c), xs);
-        const w = fd.tensor(hostValues(ws, 50 + c, 0.2), ws);
-        const b = fd.tensor(hostValues([ws[0]!], 60 + c), [ws[0]!]);
-        fd.setIsa("scalar");
-        const ref = convPerCall(x, w, b, o);
-        fd.setIsa(isa);
-        for (const threads of [1, 2]) {
-          fd.setNumThreads(threads);
-          const fresh = convPerCall(x, w, b, o);
-          const first = convReused(x, w, b, o);
-          const again = convReused(x, w, b, o);
-          expect({ conv: c, threads, first: bitEqual(first, fresh), again: bitEqual(again, fresh) }).toEqual({
-            conv: c, threads, first: true, again: true,
-          });
-          expect(maxRelErr(again, ref)).toBeLessThan(TOL_GEMM);
-        }
+  afterEach(() => fd.setConvAlgorithm("auto"));
+  test.each(["direct", "winograd"] as fd.ConvAlgorithm[])(
+    "bit-identical to packing per call (%s), 1 and 2 threads, and close to the scalar reference",
+    (algorithm) => {
+      CONVS.forEach(([xs, ws, o], c) => {
+        fd.scope(() => {
+          const x = fd.tensor(hostValues(xs, 40 + c), xs);
+          const w = fd.tensor(hostValues(ws, 50 + c, 0.2), ws);
+          const b = fd.tensor(hostValues([ws[0]!], 60 + c), [ws[0]!]);
+          fd.setIsa("scalar");
+          const ref = convPerCall(x, w, b, o);
+          fd.setIsa(isa);
+          fd.setConvAlgorithm(algorithm);
+          for (const threads of [1, 2]) {
+            fd.setNumThreads(threads);
+            const fresh = convPerCall(x, w, b, o);
+            const first = convReused(x, w, b, o);
+            const again = convReused(x, w, b, o);
+            expect({ conv: c, threads, first: bitEqual(first, fresh), again: bitEqual(again, fresh) }).toEqual({
+              conv: c, threads, first: true, again: true,
+            });
+            let scale = 0;
+            for (const v of ref) scale = Math.max(scale, Math.abs(v));
+            let err = 0;
+            for (let i = 0; i < ref.length; ++i) err = Math.max(err, Math.abs(again[i]! - ref[i]!));
+            if (algorithm === "direct") expect(maxRelErr(again, ref)).toBeLessThan(TOL_GEMM);
+            else expect(err / scale).toBeLessThan(TOL_WINOGRAD);
+          }
+        });
       });
+    },
+  );
+
+  test('"auto" takes Winograd at batch 1 with the transformed weights kept (1 thread), direct per call', () => {
+    fd.scope(() => {
+      const [xs, ws, o] = CONVS[0]!; // 64 → 64 at 28×28: 196 tiles
+      const x = fd.tensor(hostValues(xs, 70), xs);
+      const w = fd.tensor(hostValues(ws, 71, 0.2), ws);
+      const b = fd.tensor(hostValues([ws[0]!], 72), [ws[0]!]);
+      fd.setIsa(isa);
+      fd.setNumThreads(1);
+      fd.setConvAlgorithm("winograd");
+      const wino = convPerCall(x, w, b, o);
+      fd.setConvAlgorithm("direct");
+      const direct = convPerCall(x, w, b, o);
+      fd.setConvAlgorithm("auto");
+      expect(bitEqual(wino, direct)).toBe(false);
+      expect(bitEqual(convReused(x, w, b, o), wino)).toBe(true);
+      expect(bitEqual(convPerCall(x, w, b, o), direct)).toBe(true);
     });
   });
 });
@@ -137,19 +170,28 @@ describe("a packed weight is never stale", () => {
     });
   });
 
-  test("conv2d: after copy into the weight, and between batch sizes with and without a pack", () => {
-    fd.scope(() => {
-      const w = fd.tensor(hostValues([64, 64, 3, 3], 9, 0.2), [64, 64, 3, 3]);
-      const w2 = fd.tensor(hostValues([64, 64, 3, 3], 10, 0.2), [64, 64, 3, 3]);
-      const b = fd.zeros([64]);
-      const o = { padding: 1 };
-      const x1 = fd.tensor(hostValues([1, 64, 14, 14], 11), [1, 64, 14, 14]);
-      const x8 = fd.tensor(hostValues([8, 64, 14, 14], 12), [8, 64, 14, 14]); // Winograd: no pack
-      const before = convReused(x1, w, b, o);
-      fd.copy(w, w2);
-      for (const x of [x1, x8, x1]) expect(bitEqual(convReused(x, w, b, o), convPerCall(x, w2, b, o))).toBe(true);
-      expect(bitEqual(convReused(x1, w, b, o), before)).toBe(false);
-    });
+  test("conv2d: after copy into the weight, and between batch sizes whose paths keep different packs", () => {
+    // x1: Winograd's U kept on 1 thread, the direct pack on 2 (64 input channels); x8: U. One slot per weight.
+    for (const threads of [1, 2])
+      fd.scope(() => {
+        fd.setNumThreads(threads);
+        const w = fd.tensor(hostValues([64, 64, 3, 3], 9, 0.2), [64, 64, 3, 3]);
+        const w2 = fd.tensor(hostValues([64, 64, 3, 3], 10, 0.2), [64, 64, 3, 3]);
+        const b = fd.zeros([64]);
+        const o = { padding: 1 };
+        const x1 = fd.tensor(hostValues([1, 64, 14, 14], 11), [1, 64, 14, 14]);
+        const x8 = fd.tensor(hostValues([8, 64, 14, 14], 12), [8, 64, 14, 14]);
+        const before = convReused(x1, w, b, o);
+        fd.copy(w, w2);
+        for (const x of [x1, x8, x1]) {
+          const got = convReused(x, w, b, o);
+          fd.setConvAlgorithm(x === x8 || threads === 1 ? "winograd" : "direct"); // the path "auto" takes
+          const want = convPerCall(x, w2, b, o);
+          fd.setConvAlgorithm("auto");
+          expect({ threads, batch: x.shape[0], fresh: bitEqual(got, want) }).toEqual({ threads, batch: x.shape[0], fresh: true });
+        }
+        expect(bitEqual(convReused(x1, w, b, o), before)).toBe(false);
+      });
   });
 
   test("after Adam, SGD and EMA steps", () => {
@@ -210,7 +252,7 @@ describe("a packed weight is never stale", () => {
     const cases: [string, number[], (w: fd.Tensor) => void, boolean][] = [
       ["linear", [256, 512], (w) => void reused(fd.zeros([3, 512]), w, null), true],
       ["conv b1", [64, 64, 3, 3], (w) => void convReused(fd.zeros([1, 64, 14, 14]), w, fd.zeros([64]), { padding: 1 }), true],
-      ["conv b8 (Winograd)", [64, 64, 3, 3], (w) => void convReused(fd.zeros([8, 64, 14, 14]), w, fd.zeros([64]), { padding: 1 }), false],
+      ["conv b8 (Winograd)", [64, 64, 3, 3], (w) => void convReused(fd.zeros([8, 64, 14, 14]), w, fd.zeros([64]), { padding: 1 }), true],
       ["conv groups 2", [64, 32, 3, 3], (w) => void convReused(fd.zeros([1, 64, 14, 14]), w, fd.zeros([64]), { padding: 1, groups: 2 }), false],
       ["linear, weight trained", [256, 512], (w) => void fd.scope(() => fd.linear(fd.zeros([3, 512]), w.requireGrad())), false],
     ];

@@ -4,7 +4,8 @@
 // takes the same path) against the scalar reference (direct conv, double accumulation)
 // on fresh random inputs, bitwise determinism across thread counts 1 vs 2, that the
 // Winograd path really ran (its rounding differs from "direct"), and which path "auto"
-// takes (IC, OC ≥ 32 and ≥ 256 output tiles).
+// takes (IC, OC ≥ 32 and ≥ 256 output tiles; fewer when the transformed weights are kept
+// packed, as here: the weights record no gradient).
 //
 // Tolerance: Winograd F(2,3) rounds in the transforms (|Bᵀ d B| ≤ 4·max|d|,
 // |G g Gᵀ| ≤ 2.25·max|g|) and sums 16 transformed products per output, so its error
@@ -40,13 +41,18 @@ const CASES: Case[] = [
   { x: [2, 128, 14, 14], w: [128, 128, 3, 3], pad: 1, bias: true }, // UNet level 1
   { x: [16, 128, 7, 7], w: [64, 128, 3, 3], pad: 1, bias: true }, // UNet level 2 (batched)
   { x: [1, 192, 14, 14], w: [128, 192, 3, 3], pad: 1, bias: true }, // UNet up-block concat input
+  { x: [1, 128, 7, 7], w: [128, 128, 3, 3], pad: 1, bias: true }, // 16 tiles: 2 threads split the channels
+  { x: [1, 48, 7, 7], w: [100, 48, 3, 3], pad: 1, bias: false }, // ... OC not a multiple of the panel rows
+  { x: [1, 32, 5, 5], w: [40, 32, 3, 3], pad: 1, bias: true }, // 9 tiles: "auto" stays direct
 ];
 
-/** The path "auto" should take (kernels/winograd.cc: IC, OC ≥ 32 and ≥ 256 tiles of 2×2 outputs). */
-function autoTakesWinograd(c: Case): boolean {
+/** The path "auto" should take at `threads` for a weight kept packed (kernels/winograd.cc): IC, OC ≥ 32 and
+ * ≥ 256 tiles of 2×2 outputs, or ≥ 16 tiles on 1 thread (≥ 128 input channels on more). */
+function autoTakesWinograd(c: Case, threads: number): boolean {
   const oh = c.x[2]! + 2 * c.pad - 2, ow = c.x[3]! + 2 * c.pad - 2;
   const tiles = c.x[0]! * Math.ceil(oh / 2) * Math.ceil(ow / 2);
-  return c.x[1]! >= 32 && c.w[0]! >= 32 && tiles >= 256;
+  if (c.x[1]! < 32 || c.w[0]! < 32) return false;
+  return tiles >= 256 || (tiles >= 16 && (threads === 1 || c.x[1]! >= 128));
 }
 
 const label = (c: Case) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
@@ -87,6 +93,9 @@ describe("winograd conv3x3", () => {
         const direct = run(c, i);
         fd.setConvAlgorithm("auto");
         const auto = run(c, i);
+        fd.setNumThreads(2);
+        const auto2 = run(c, i);
+        fd.setNumThreads(1);
         fd.setConvAlgorithm("winograd");
         const got1 = run(c, i);
         fd.setNumThreads(2);
@@ -94,9 +103,11 @@ describe("winograd conv3x3", () => {
         fd.setNumThreads(THREADS);
         fd.setConvAlgorithm("auto");
         if (bitwiseEqual(got1[0]!, direct[0]!)) problems.push(`${isa}: "winograd" gave the direct conv's output bit for bit`);
-        const expected = autoTakesWinograd(c) ? got1 : direct;
-        if (!bitwiseEqual(auto[0]!, expected[0]!) || !bitwiseEqual(auto[1]!, expected[1]!))
-          problems.push(`${isa}: "auto" did not take the ${autoTakesWinograd(c) ? "Winograd" : "direct"} path`);
+        for (const [threads, got] of [[1, auto], [2, auto2]] as const) {
+          const wino = autoTakesWinograd(c, threads);
+          if (!bitwiseEqual(got[0]!, (wino ? got1 : direct)[0]!))
+            problems.push(`${isa}: "auto" on ${threads} thread(s) did not take the ${wino ? "Winograd" : "direct"} path`);
+        }
         ["output", "grad x"].forEach((what, k) => {
           const g = got1[k]!;
           const r = ref[k]!;

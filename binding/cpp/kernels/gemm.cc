@@ -270,28 +270,39 @@ PackedMatrix::~PackedMatrix() {
 namespace impl {
 
 std::shared_ptr<const PackedMatrix> pack_once(const KernelSet& ks, char operand, int64_t K, int64_t MN, int64_t KC,
-                                              const float* p, int64_t rs, int64_t cs) {
+                                              const float* p, int64_t rs, int64_t cs, int64_t count, int64_t p_stride,
+                                              char source) {
   auto pm = std::make_shared<PackedMatrix>();
   pm->kernels = &ks;
   pm->operand = operand;
+  pm->source = source;
   pm->K = K;
   pm->MN = MN;
   pm->KC = KC;
   pm->P = round_up(MN, operand == 'A' ? ks.mr : ks.nr);
+  pm->count = count;
+  pm->stride = K * pm->P;
   // + slack: vector tails may read past the last panel, as with the scratch buffers
-  pm->data = static_cast<float*>(HostAllocator::instance().allocate(size_t(K * pm->P + 64) * sizeof(float), &pm->bytes));
-  for (int64_t pc = 0; pc < K; pc += KC) {
-    const int64_t kc = min64(KC, K - pc);
-    if (operand == 'A')
-      ks.pack_a(p + pc * cs, rs, cs, MN, kc, pm->data + pc * pm->P);
-    else
-      ks.pack_b(p + pc * rs, rs, cs, kc, MN, pm->data + pc * pm->P);
+  pm->data = static_cast<float*>(
+      HostAllocator::instance().allocate(size_t(count * pm->stride + 64) * sizeof(float), &pm->bytes));
+  for (int64_t i = 0; i < count; ++i) {
+    const float* src = p + i * p_stride;
+    float* dst = pm->data + i * pm->stride;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = min64(KC, K - pc);
+      if (operand == 'A')
+        ks.pack_a(src + pc * cs, rs, cs, MN, kc, dst + pc * pm->P);
+      else
+        ks.pack_b(src + pc * rs, rs, cs, kc, MN, dst + pc * pm->P);
+    }
   }
   return pm;
 }
 
-bool packed_fits(const PackedMatrix& pm, const KernelSet* ks, char operand, int64_t K, int64_t MN, int64_t KC) {
-  return pm.kernels == ks && pm.operand == operand && pm.K == K && pm.MN == MN && pm.KC == KC;
+bool packed_fits(const PackedMatrix& pm, const KernelSet* ks, char operand, int64_t K, int64_t MN, int64_t KC,
+                 int64_t count, char source) {
+  return pm.kernels == ks && pm.operand == operand && pm.K == K && pm.MN == MN && pm.KC == KC && pm.count == count &&
+         pm.source == source;
 }
 
 }  // namespace impl

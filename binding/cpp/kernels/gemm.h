@@ -33,16 +33,19 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
            const GemmEpilogue& epilogue = {});
 
 // An operand packed once into the micro-kernel's panel layout, for a weight used by many calls
-// (sampling): a linear layer's Wᵀ as the B operand, a convolution's weight rows as the A
-// operand. With it the GEMM skips the per-call pack, which for few rows (linear at batch 1)
+// (sampling): a linear layer's Wᵀ as the B operand, a convolution's weight rows (or its 16
+// Winograd-transformed matrices) as the A operand. With it the GEMM skips the per-call pack, which for few rows (linear at batch 1)
 // or few output pixels (a 7×7 conv) costs a third of the work. Results are bit-identical to
 // the unpacked calls. A pack is tied to the kernel set it was made for (ISA and matmul
 // precision), and the *_fits functions say whether it still applies.
 struct PackedMatrix {
   const void* kernels = nullptr;  // the impl::KernelSet it was packed for
   char operand = 0;               // 'A' (rows × K, panels of mr rows) or 'B' (K × cols, panels of nr)
+  char source = 0;                // what was packed: 0 the weight itself, 'W' its Winograd transform
   int64_t K = 0, MN = 0, KC = 0;  // MN: rows of A or columns of B; KC: the K block length
   int64_t P = 0;                  // MN rounded up to the panel width
+  int64_t count = 1;              // matrices packed (Winograd: 16), each at data + i·stride
+  int64_t stride = 0;             // floats between two of them (K·P)
   float* data = nullptr;
   size_t bytes = 0;
   PackedMatrix() = default;
@@ -79,8 +82,9 @@ struct Conv2dShape {
 // pack_conv_weight_once, used when packed_conv_weight_fits(s).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                     const PackedMatrix* packed_w = nullptr);
-// The weight packed as conv2d_forward's GEMM reads it; null when conv2d_forward would not use
-// it for this shape (Winograd, groups > 1, Isa::Scalar).
+// The weight packed as conv2d_forward's GEMM reads it — its rows (direct path) or its Winograd
+// transform U (wino::pack_weight_once) — choosing the path as if the pack were kept; null when no
+// pack applies (groups > 1, Isa::Scalar).
 std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w);
 bool packed_conv_weight_fits(const PackedMatrix& packed, const Conv2dShape& s);
 // gx = dL/dx given gy = dL/dy. Overwrites gx.

@@ -124,10 +124,13 @@ struct ASource {
 // multiple of 4, and a function of K alone (determinism across thread counts).
 int64_t k_block(int64_t K, int64_t kc_max);
 // Packs rows × K of A (operand 'A', panels of mr rows) or K × cols of B ('B', panels of nr)
-// in K blocks of KC, as gemm_block would per call. Throws ERR_MEMORY.
+// in K blocks of KC, as gemm_block would per call; `count` such matrices, the i-th read from
+// p + i·p_stride (source: PackedMatrix::source). Throws ERR_MEMORY.
 std::shared_ptr<const PackedMatrix> pack_once(const KernelSet& ks, char operand, int64_t K, int64_t MN, int64_t KC,
-                                              const float* p, int64_t rs, int64_t cs);
-bool packed_fits(const PackedMatrix& packed, const KernelSet* ks, char operand, int64_t K, int64_t MN, int64_t KC);
+                                              const float* p, int64_t rs, int64_t cs, int64_t count = 1,
+                                              int64_t p_stride = 0, char source = 0);
+bool packed_fits(const PackedMatrix& packed, const KernelSet* ks, char operand, int64_t K, int64_t MN, int64_t KC,
+                 int64_t count = 1, char source = 0);
 // The kernel set for the active ISA, or null for Isa::Scalar.
 const KernelSet* active_kernels();
 // Whether sgemm rounds its operands to bf16 now: matmul precision "medium" on a CPU with AVX512-BF16

@@ -1,5 +1,5 @@
 // Winograd F(2×2, 3×3) driver (x86-64-v2 baseline): see kernels/winograd.h.
-// Per call and thread: U (16 × OC × IC) from the weights. Then per
+// Per call and thread: U (16 × OC × IC) from the weights, unless U is kept packed. Then per
 // chunk of tiles: input transform → 16 GEMMs M_k = U_k · V_k (impl::gemm_block,
 // K = IC never split) → output transform. Each thread runs whole chunks with its own
 // V / M scratch; with fewer chunks than threads (e.g. one image), the tile rows are
@@ -30,6 +30,17 @@ thread_local ScratchBuf tl_u, tl_vm;
 // 178 vs 148 µs; 128→128 at 14×14: 292 vs 314, 198 vs 171); from ~400 tiles it wins
 // 1.3–1.45× on 1 thread and ties or wins on 2.
 constexpr int64_t kAutoMinTiles = 256;
+// With U kept packed across calls (sampling: no weight transform or pack per call), Winograd
+// wins from far fewer tiles. Batch 1 of the issue-3 UNet on the Zen 5 VM, µs direct → Winograd:
+// 1 thread, every shape (1.13–1.45×: 64→64 at 28×28 317 → 263, 128→128 at 14×14 337 → 263,
+// 128→128 at 7×7 121 → 97); 2 threads, from 128 input channels (128→128 at 28×28 720 → 575,
+// 256→128 at 14×14 395 → 313) but not with 64 (64→64 at 28×28 179 → 206, 64→128 at 14×14
+// 108 → 117: the GEMMs' K is too short to pay for two threads' transforms).
+constexpr int64_t kKeptMinTiles = 16;
+constexpr int64_t kKeptMinChannelsThreaded = 128;
+// Below this many tiles per thread the threads split output channels, not tiles (7×7 at 2
+// threads: 104 → 84 µs; at 14×14 splitting tiles stays better, 172 vs 182).
+constexpr int64_t kMinTilesPerThread = 16;
 constexpr int64_t kMaxTW = 1024;  // transform scratch on the stack: 8·(TW + 16) floats
 
 const Kernels* active() {
@@ -80,7 +91,7 @@ int64_t kstride(int64_t n) {
   return s;
 }
 
-bool applicable(const Conv2dShape& s) {
+bool applicable(const Conv2dShape& s, bool u_kept) {
   const ConvAlgorithm algo = conv_algorithm();
   if (algo == ConvAlgorithm::Direct || active() == nullptr) return false;
   const bool computable = s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
@@ -88,29 +99,51 @@ bool applicable(const Conv2dShape& s) {
                           s.OH() > 0 && s.OW() > 0 && (s.OW() + 1) / 2 <= kMaxTW;
   if (!computable || algo == ConvAlgorithm::Winograd) return computable;
   const int64_t min_ch = g_min_ch.load();
-  return min_ch >= 0 && s.C >= min_ch && s.OC >= min_ch &&
-         s.N * ((s.OH() + 1) / 2) * ((s.OW() + 1) / 2) >= kAutoMinTiles;
+  const int64_t tiles = s.N * ((s.OH() + 1) / 2) * ((s.OW() + 1) / 2);
+  if (min_ch < 0 || s.C < min_ch || s.OC < min_ch) return false;
+  if (tiles >= kAutoMinTiles) return true;
+  const bool one_thread = ThreadPool::in_parallel() || ThreadPool::global().num_threads() == 1;
+  return u_kept && tiles >= kKeptMinTiles && s.C >= (one_thread ? min_ch : kKeptMinChannelsThreaded);
+}
+
+std::shared_ptr<const PackedMatrix> pack_weight_once(const impl::KernelSet& ks, const Conv2dShape& s, const float* w) {
+  const Kernels* wk = active();
+  if (!wk) return nullptr;
+  const int64_t P = s.OC * s.C, KSU = kstride(P);
+  float* U = tl_u.get(static_cast<size_t>(16 * KSU));
+  if (!U) return nullptr;
+  wk->weight(w, P, 0, P, KSU, U);
+  return impl::pack_once(ks, 'A', s.C, s.OC, impl::k_block(s.C, ks.kc), U, s.C, 1, 16, KSU, 'W');
+}
+
+bool packed_weight_fits(const PackedMatrix& pm, const impl::KernelSet& ks, const Conv2dShape& s) {
+  return impl::packed_fits(pm, &ks, 'A', s.C, s.OC, impl::k_block(s.C, ks.kc), 16, 'W');
 }
 
 bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const float* x, const float* w,
-                     const float* bias, float* y) {
+                     const float* bias, float* y, const PackedMatrix* packed_u) {
   const Kernels* wk = active();
   if (!wk) return false;
   const int64_t IC = s.C, OC = s.OC, H = s.H, W = s.W, pad = s.pad_h, OH = s.OH(), OW = s.OW();
   const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, rows_total = s.N * TH;
   ThreadPool& pool = ThreadPool::global();
   const int nt = ThreadPool::in_parallel() ? 1 : pool.num_threads();
-  const int64_t rows = chunk_rows(IC, OC, TW, rows_total, nt), nchunks = (rows_total + rows - 1) / rows;
+  // Few tiles (one small image): splitting them would leave each thread GEMMs a few
+  // columns wide, so the threads share the output channels instead, each transforming
+  // all input tiles itself (cheaper than moving V between cores).
+  const int parts = nt > 1 && rows_total * TW < kMinTilesPerThread * nt ? nt : 1;
+  const int64_t rows = chunk_rows(IC, OC, TW, rows_total, parts > 1 ? 1 : nt), nchunks = (rows_total + rows - 1) / rows;
   const int64_t Tmax = rows * TW, P = OC * IC;
   const int64_t KSU = kstride(P), KSV = kstride(IC * Tmax), KSM = kstride(OC * Tmax);
   const size_t per_chunk = static_cast<size_t>(16 * (KSV + KSM));
 
-  // The 16 GEMMs of one chunk.
-  auto gemms = [&](const float* U, const float* V, float* Mb, int64_t T) {
+  // The 16 GEMMs of one chunk, output channels [o0, o1) (o0 a multiple of mr).
+  auto gemms = [&](const float* U, const float* V, float* Mb, int64_t T, int64_t o0, int64_t o1) {
     for (int64_t k = 0; k < 16; ++k) {
-      const impl::ASource a{U + k * KSU, IC, 1};
+      impl::ASource a{U + k * KSU, IC, 1};
+      if (packed_u) a.packed = packed_u->data + k * packed_u->stride, a.packed_mp = packed_u->P;
       const impl::BSource b{0, V + k * KSV, T, 1, nullptr, nullptr};
-      impl::gemm_block(ks, 0, OC, 0, T, IC, 1.f, a, b, 0.f, Mb + k * KSM, T, nullptr, nullptr);
+      impl::gemm_block(ks, o0, o1, 0, T, IC, 1.f, a, b, 0.f, Mb + k * KSM, T, nullptr, nullptr);
     }
   };
   auto chunk_range = [&](int64_t ci, int64_t* r0, int64_t* r1) {
@@ -119,32 +152,35 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
   };
 
   std::atomic<bool> ok{true};
-  auto run_chunks = [&](int64_t cb, int64_t ce) {
+  // Work item i: chunk i / parts, output-channel share i % parts.
+  auto run_items = [&](int64_t ib, int64_t ie) {
     alignas(64) float tmp[8 * (kMaxTW + 16)];
-    float* U = tl_u.get(static_cast<size_t>(16 * KSU));
+    float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(16 * KSU));
     float* vm = tl_vm.get(per_chunk);
-    if (!U || !vm) {
+    if ((!packed_u && !U) || !vm) {
       ok.store(false);
       return;
     }
     // Every thread transforms the weights itself: recomputing U (~10 µs for 64×64
     // channels) is cheaper than moving it between cores.
-    wk->weight(w, P, 0, P, KSU, U);
-    for (int64_t ci = cb; ci < ce; ++ci) {
-      int64_t r0, r1;
-      chunk_range(ci, &r0, &r1);
+    if (!packed_u) wk->weight(w, P, 0, P, KSU, U);
+    for (int64_t item = ib; item < ie; ++item) {
+      int64_t r0, r1, o0, o1;
+      chunk_range(item / parts, &r0, &r1);
+      impl::block_range(OC, ks.mr, parts, int(item % parts), &o0, &o1);
       const int64_t T = (r1 - r0) * TW;
       float* V = vm;
       float* Mb = vm + 16 * KSV;
       wk->input(x, IC, H, W, pad, TH, TW, r0, r1, 0, IC, T, KSV, V, tmp);
-      gemms(U, V, Mb, T);
-      wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, 0, OC, T, KSM, bias, y, tmp);
+      gemms(U, V, Mb, T, o0, o1);
+      wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, o0, o1, T, KSM, bias, y, tmp);
     }
   };
-  if (nt > 1 && nchunks > 1)
-    pool.parallel_for(nchunks, 1, run_chunks);
+  const int64_t items = nchunks * parts;
+  if (nt > 1 && items > 1)
+    pool.parallel_for(items, 1, run_items);
   else
-    run_chunks(0, nchunks);
+    run_items(0, items);
   return ok.load();
 }
 

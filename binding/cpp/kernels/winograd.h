@@ -1,11 +1,12 @@
 // Winograd F(2×2, 3×3) convolution for 3×3, stride 1, dilation 1, groups 1 convs
 // (Lavin & Gray 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile.
-//   U[k][oc][ic] = (G g Gᵀ)_k               (16 matrices OC × IC, per call)
+//   U[k][oc][ic] = (G g Gᵀ)_k               (16 matrices OC × IC, per call or kept packed)
 //   V[k][ic][t]  = (Bᵀ d_t B)_k             (16 matrices IC × T, per chunk of tiles)
 //   M[k]         = U[k] · V[k]              (16 GEMMs on the engine's packed SGEMM)
 //   y            = Aᵀ M A + bias            (partial tiles cropped)
 // Tiles are taken in chunks of whole tile rows (T tiles) so V and M stay in cache;
-// each thread runs whole chunks (smaller ones when there are fewer than threads).
+// each thread runs whole chunks (smaller ones when there are fewer than threads), or,
+// with very few tiles, a share of the output channels of every chunk.
 // The GEMM reduction (IC) is never split and every transform is element-wise, so
 // the result is bitwise identical for any thread count and chunking. Only for the SIMD ISAs; Isa::Scalar keeps the direct reference.
 #pragma once
@@ -53,13 +54,21 @@ int64_t kstride(int64_t n);
 // True when conv2d_forward should take the Winograd path for this shape under the
 // conv algorithm setting (core/precision.h): "direct" never; "winograd" whenever the
 // path can compute it (3×3, stride 1, dilation 1, groups 1, padding 0 or 1, a SIMD
-// ISA); "auto" also needs IC, OC ≥ 32 and ≥ 256 output tiles (see winograd.cc).
-bool applicable(const Conv2dShape& s);
+// ISA); "auto" also needs IC, OC ≥ 32 and enough output tiles — fewer when U is kept
+// packed across calls (`u_kept`, see winograd.cc).
+bool applicable(const Conv2dShape& s, bool u_kept = false);
+
+// U = G g Gᵀ of the weights, packed once as the 16 GEMMs' A operands (PackedMatrix with
+// source 'W', count 16) for a weight used by many calls; and whether such a pack fits s.
+std::shared_ptr<const PackedMatrix> pack_weight_once(const impl::KernelSet& ks, const Conv2dShape& s, const float* w);
+bool packed_weight_fits(const PackedMatrix& packed, const impl::KernelSet& ks, const Conv2dShape& s);
 
 // y = conv(x, w) + bias for a shape with applicable(s); ks is the active kernel set.
-// Returns false (nothing written) when scratch memory cannot be had.
+// packed_u (optional, packed_weight_fits): w's U, so the per-call weight transform and
+// pack are skipped (bit-identical results). Returns false (nothing written) when scratch
+// memory cannot be had.
 bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const float* x, const float* w,
-                     const float* bias, float* y);
+                     const float* bias, float* y, const PackedMatrix* packed_u = nullptr);
 
 }  // namespace wino
 }  // namespace fd::kernels

@@ -1,5 +1,5 @@
 // Weights kept packed for the GEMM across calls (kernels::PackedMatrix), cached on the
-// weight's storage. Used by linear (Wᵀ as B) and conv2d (weight rows as A) when the call
+// weight's storage. Used by linear (Wᵀ as B) and conv2d (weight rows, or Winograd's U, as A) when the call
 // records no gradient for the weight — sampling, a frozen teacher — since a weight being
 // trained changes every step. A pack is remade after an in-place write (Storage::version),
 // for another view of the storage, or when `fits` rejects it (ISA, precision, K blocking).
