@@ -56,10 +56,11 @@ export function flopsIssued(): number {
  * accumulation stay float32 everywhere; what changes is how the operands are rounded before they multiply.
  * - CUDA (matmul, linear, convolution, attention): "highest" float32 FMA, "high" TF32 tensor cores (the
  *   default), "medium" BF16 tensor cores.
- * - CPU (matmul and linear, forward and backward): "medium" rounds both operands to bfloat16 and multiplies
- *   with AVX512-BF16 (`vdpbf16ps`; 1.6–1.8× the float32 GEMM rate measured) on CPUs that have it (`devices().cpu.features.avx512bf16`)
- *   under the AVX-512 kernels; "highest" and "high" compute in float32. Convolutions and attention stay float32,
- *   and so does everything on a CPU without AVX512-BF16: never less precision than asked for.
+ * - CPU (matmul and linear, forward and backward, and the 16 GEMMs of a Winograd convolution): "medium" rounds
+ *   both operands to bfloat16 and multiplies with AVX512-BF16 (`vdpbf16ps`; 1.6–1.8× the float32 GEMM rate
+ *   measured) on CPUs that have it (`devices().cpu.features.avx512bf16`) under the AVX-512 kernels; "highest" and
+ *   "high" compute in float32. Direct convolutions (1×1, strided, few channels; see setConvAlgorithm) and
+ *   attention stay float32, and so does everything on a CPU without AVX512-BF16: never less precision than asked for.
  * Read when each kernel runs, so set it before queuing the work it should apply to.
  */
 export function setMatmulPrecision(precision: MatmulPrecision): void {

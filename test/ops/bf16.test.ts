@@ -2,7 +2,9 @@
 // (AVX512-BF16 vdpbf16ps). The AVX-512 kernel against the scalar oracle (which rounds the same way and
 // sums in double), the rounding itself against a JavaScript model of round-to-nearest-even, the size of
 // the error against float64 (it must be bf16-sized, or the fast path is not running), thread-count
-// determinism, and — on CPUs without the instruction — bit-identity with float32.
+// determinism, and — on CPUs without the instruction — bit-identity with float32. Convolutions on the
+// Winograd path run their 16 GEMMs in bf16 too (error bf16-sized against float64, kept transformed
+// weights bit-identical to per-call ones); direct convolutions stay float32.
 import * as fd from "../../lib";
 
 import { engineSettings, hostValues, maxRelErr } from "../helpers";
@@ -12,6 +14,7 @@ const HAS_BF16 = BEST === "avx512" && fd.devices().cpu.features.avx512bf16;
 const TOL_GEMM = 1e-5; // SIMD vs oracle: same bf16 operands, float32 vs double accumulation (measured ≤ 6e-7)
 
 afterEach(() => {
+  fd.setConvAlgorithm("auto");
   fd.setMatmulPrecision("high");
   fd.setIsa(BEST);
   fd.setNumThreads(THREADS);
@@ -49,6 +52,39 @@ function bf16(x: number): number {
   if ((u[0]! & 0x7f800000) === 0) return Object.is(f[0], -0) || u[0]! >>> 31 ? -0 : 0;
   u[0] = ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) << 16;
   return f[0]!;
+}
+
+/** conv2d(x, w, b, padding 1) of NCHW x [1, C, H, W] and w [OC, C, 3, 3] in float64, scaled by Σ|w||x| per output. */
+function exactConv(x: Float32Array, w: Float32Array, C: number, H: number, W: number, OC: number): { y: Float64Array; scale: number } {
+  const y = new Float64Array(OC * H * W);
+  let scale = 0;
+  for (let o = 0; o < OC; ++o)
+    for (let i = 0; i < H; ++i)
+      for (let j = 0; j < W; ++j) {
+        let s = 0, a = 0;
+        for (let c = 0; c < C; ++c)
+          for (let r = 0; r < 3; ++r)
+            for (let q = 0; q < 3; ++q) {
+              const ii = i + r - 1, jj = j + q - 1;
+              if (ii < 0 || ii >= H || jj < 0 || jj >= W) continue;
+              const p = w[((o * C + c) * 3 + r) * 3 + q]! * x[(c * H + ii) * W + jj]!;
+              s += p;
+              a += Math.abs(p);
+            }
+        y[(o * H + i) * W + j] = s;
+        scale = Math.max(scale, a);
+      }
+  return { y, scale };
+}
+
+/** conv2d at `precision` ("auto" algorithm); `kept`: the weight records no gradient, so its pack is kept. */
+function conv(precision: fd.MatmulPrecision, xs: number[], ws: number[], kept: boolean, options: fd.Conv2dOptions = { padding: 1 }): Float32Array {
+  fd.setMatmulPrecision(precision);
+  return fd.scope(() => {
+    const x = fd.tensor(hostValues(xs, 51), xs);
+    const w = fd.tensor(hostValues(ws, 52, 0.1), ws);
+    return fd.conv2d(x, kept ? w : w.requireGrad(), null, options).dataSync();
+  });
 }
 
 const SHAPES: [number, number, number][] = [[1, 1, 1], [1, 256, 1536], [7, 3, 5], [14, 33, 32], [17, 64, 47], [196, 256, 768], [65, 301, 129], [3, 1025, 17]];
@@ -109,6 +145,46 @@ if (HAS_BF16) {
       const two = linearAndGrads("avx512", "medium", 196, 256, 768, 31);
       two.forEach((g, i) => expect(g).toEqual(one[i]));
     });
+
+    test("Winograd convolutions: bf16-sized error (1e-4 … 1e-2 of Σ|w||x|), kept and per-call weights and 1 vs 2 threads bit-identical", () => {
+      // [x, w, weight kept]: Winograd forced, so that per-call and kept weights take it alike
+      const cases: [number[], number[], boolean][] = [
+        [[1, 96, 10, 10], [80, 96, 3, 3], true],
+        [[4, 64, 16, 16], [48, 64, 3, 3], false],
+      ];
+      fd.setConvAlgorithm("winograd");
+      for (const [xs, ws, kept] of cases) {
+        fd.setNumThreads(1);
+        const { y: exact, scale } = exactConv(hostValues(xs.slice(1), 51), hostValues(ws, 52, 0.1), xs[1]!, xs[2]!, xs[3]!, ws[0]!);
+        const err = (got: Float32Array) => {
+          let e = 0;
+          for (let i = 0; i < exact.length; ++i) e = Math.max(e, Math.abs(got[i]! - exact[i]!));
+          return e / scale;
+        };
+        const medium = conv("medium", xs, ws, kept);
+        const high = conv("high", xs, ws, kept);
+        if (process.env.FASTDIFF_BF16_VERBOSE) console.log(xs, err(medium), err(high));
+        expect({ xs, medium: err(medium) > 1e-4 && err(medium) < 1e-2, high: err(high) < 4e-6 }).toEqual({ xs, medium: true, high: true });
+        expect(conv("medium", xs, ws, !kept)).toEqual(medium);
+        fd.setNumThreads(2);
+        expect(conv("medium", xs, ws, kept)).toEqual(medium);
+      }
+    });
+
+    test('"auto" takes Winograd for a kept weight at batch 1 on 2 threads from 32 channels (bf16 GEMMs pay for short K)', () => {
+      fd.setNumThreads(2);
+      const [xs, ws] = [[1, 64, 28, 28], [64, 64, 3, 3]];
+      const auto = conv("medium", xs, ws, true);
+      fd.setConvAlgorithm("winograd");
+      expect(conv("medium", xs, ws, true)).toEqual(auto);
+      fd.setConvAlgorithm("direct");
+      expect(conv("medium", xs, ws, true)).not.toEqual(auto);
+    });
+
+    test("direct convolutions (1×1, strided) stay float32 under medium", () => {
+      for (const [ws, options] of [[[64, 32, 1, 1], {}], [[64, 32, 3, 3], { stride: 2, padding: 1 }]] as [number[], fd.Conv2dOptions][])
+        expect(conv("medium", [1, 32, 14, 14], ws, true, options)).toEqual(conv("high", [1, 32, 14, 14], ws, true, options));
+    });
   });
 } else {
   describe("matmul precision medium on a CPU without AVX512-BF16 (or without AVX-512 kernels)", () => {
@@ -116,6 +192,10 @@ if (HAS_BF16) {
       const ref = linearAndGrads(BEST, "highest", M, K, N, 11);
       const got = linearAndGrads(BEST, "medium", M, K, N, 11);
       got.forEach((g, i) => expect(g).toEqual(ref[i]));
+    });
+
+    test("Winograd convolutions: medium computes in float32, bit-identical to high", () => {
+      expect(conv("medium", [1, 128, 14, 14], [128, 128, 3, 3], true)).toEqual(conv("high", [1, 128, 14, 14], [128, 128, 3, 3], true));
     });
   });
 }

@@ -6,8 +6,9 @@
 // results do not depend on the thread count.
 // Precision: sgemm and sgemm_batched (matmul, linear) follow fd::matmul_precision() when they
 // run: "medium" rounds both operands to bfloat16 (float32 accumulation) on CPUs with
-// AVX512-BF16 under the AVX-512 ISA (and in the scalar reference on such CPUs); everywhere
-// else, and for convolutions, they compute in float32 (more precision than asked, never less).
+// AVX512-BF16 under the AVX-512 ISA (and in the scalar reference on such CPUs), and so do the
+// GEMMs of Winograd convolutions (winograd.h); everywhere else, and for direct convolutions,
+// they compute in float32 (more precision than asked, never less).
 #pragma once
 #include <cstddef>
 #include <cstdint>

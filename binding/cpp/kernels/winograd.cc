@@ -35,13 +35,21 @@ constexpr int64_t kAutoMinTiles = 256;
 // 1 thread, every shape (1.13–1.45×: 64→64 at 28×28 317 → 263, 128→128 at 14×14 337 → 263,
 // 128→128 at 7×7 121 → 97); 2 threads, from 128 input channels (128→128 at 28×28 720 → 575,
 // 256→128 at 14×14 395 → 313) but not with 64 (64→64 at 28×28 179 → 206, 64→128 at 14×14
-// 108 → 117: the GEMMs' K is too short to pay for two threads' transforms).
+// 108 → 117: the GEMMs' K is too short to pay for two threads' transforms). With bf16 GEMMs
+// (matmul precision "medium") Winograd wins every shape on both (64→64 at 28×28, 2 threads:
+// 174 → 152; 128→128 at 14×14: 182 → 113).
 constexpr int64_t kKeptMinTiles = 16;
 constexpr int64_t kKeptMinChannelsThreaded = 128;
 // Below this many tiles per thread the threads split output channels, not tiles (7×7 at 2
 // threads: 104 → 84 µs; at 14×14 splitting tiles stays better, 172 vs 182).
 constexpr int64_t kMinTilesPerThread = 16;
 constexpr int64_t kMaxTW = 1024;  // transform scratch on the stack: 8·(TW + 16) floats
+
+// The kernel set of the 16 GEMMs: bfloat16 operands under matmul precision "medium" (where
+// sgemm uses them too), else the float32 set of the active ISA.
+const impl::KernelSet& gemm_kernels(const impl::KernelSet& ks) {
+  return impl::matmul_in_bf16() ? *impl::matmul_kernels() : ks;
+}
 
 const Kernels* active() {
   switch (active_isa()) {
@@ -103,7 +111,8 @@ bool applicable(const Conv2dShape& s, bool u_kept) {
   if (min_ch < 0 || s.C < min_ch || s.OC < min_ch) return false;
   if (tiles >= kAutoMinTiles) return true;
   const bool one_thread = ThreadPool::in_parallel() || ThreadPool::global().num_threads() == 1;
-  return u_kept && tiles >= kKeptMinTiles && s.C >= (one_thread ? min_ch : kKeptMinChannelsThreaded);
+  const bool short_k_pays = one_thread || impl::matmul_in_bf16();
+  return u_kept && tiles >= kKeptMinTiles && s.C >= (short_k_pays ? min_ch : kKeptMinChannelsThreaded);
 }
 
 std::shared_ptr<const PackedMatrix> pack_weight_once(const impl::KernelSet& ks, const Conv2dShape& s, const float* w) {
@@ -113,11 +122,13 @@ std::shared_ptr<const PackedMatrix> pack_weight_once(const impl::KernelSet& ks, 
   float* U = tl_u.get(static_cast<size_t>(16 * KSU));
   if (!U) return nullptr;
   wk->weight(w, P, 0, P, KSU, U);
-  return impl::pack_once(ks, 'A', s.C, s.OC, impl::k_block(s.C, ks.kc), U, s.C, 1, 16, KSU, 'W');
+  const impl::KernelSet& gk = gemm_kernels(ks);
+  return impl::pack_once(gk, 'A', s.C, s.OC, impl::k_block(s.C, gk.kc), U, s.C, 1, 16, KSU, 'W');
 }
 
 bool packed_weight_fits(const PackedMatrix& pm, const impl::KernelSet& ks, const Conv2dShape& s) {
-  return impl::packed_fits(pm, &ks, 'A', s.C, s.OC, impl::k_block(s.C, ks.kc), 16, 'W');
+  const impl::KernelSet& gk = gemm_kernels(ks);
+  return impl::packed_fits(pm, &gk, 'A', s.C, s.OC, impl::k_block(s.C, gk.kc), 16, 'W');
 }
 
 bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const float* x, const float* w,
@@ -126,6 +137,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
   if (!wk) return false;
   const int64_t IC = s.C, OC = s.OC, H = s.H, W = s.W, pad = s.pad_h, OH = s.OH(), OW = s.OW();
   const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, rows_total = s.N * TH;
+  const impl::KernelSet& gk = gemm_kernels(ks);
   ThreadPool& pool = ThreadPool::global();
   const int nt = ThreadPool::in_parallel() ? 1 : pool.num_threads();
   // Few tiles (one small image): splitting them would leave each thread GEMMs a few
@@ -143,7 +155,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
       impl::ASource a{U + k * KSU, IC, 1};
       if (packed_u) a.packed = packed_u->data + k * packed_u->stride, a.packed_mp = packed_u->P;
       const impl::BSource b{0, V + k * KSV, T, 1, nullptr, nullptr};
-      impl::gemm_block(ks, o0, o1, 0, T, IC, 1.f, a, b, 0.f, Mb + k * KSM, T, nullptr, nullptr);
+      impl::gemm_block(gk, o0, o1, 0, T, IC, 1.f, a, b, 0.f, Mb + k * KSM, T, nullptr, nullptr);
     }
   };
   auto chunk_range = [&](int64_t ci, int64_t* r0, int64_t* r1) {
@@ -167,7 +179,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
     for (int64_t item = ib; item < ie; ++item) {
       int64_t r0, r1, o0, o1;
       chunk_range(item / parts, &r0, &r1);
-      impl::block_range(OC, ks.mr, parts, int(item % parts), &o0, &o1);
+      impl::block_range(OC, gk.mr, parts, int(item % parts), &o0, &o1);
       const int64_t T = (r1 - r0) * TW;
       float* V = vm;
       float* Mb = vm + 16 * KSV;

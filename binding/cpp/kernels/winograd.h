@@ -2,7 +2,8 @@
 // (Lavin & Gray 2016): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile.
 //   U[k][oc][ic] = (G g Gᵀ)_k               (16 matrices OC × IC, per call or kept packed)
 //   V[k][ic][t]  = (Bᵀ d_t B)_k             (16 matrices IC × T, per chunk of tiles)
-//   M[k]         = U[k] · V[k]              (16 GEMMs on the engine's packed SGEMM)
+//   M[k]         = U[k] · V[k]              (16 GEMMs on the engine's packed SGEMM; with bfloat16
+//                                            operands under matmul precision "medium", as sgemm)
 //   y            = Aᵀ M A + bias            (partial tiles cropped)
 // Tiles are taken in chunks of whole tile rows (T tiles) so V and M stay in cache;
 // each thread runs whole chunks (smaller ones when there are fewer than threads), or,
