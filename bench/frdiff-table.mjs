@@ -10,7 +10,8 @@ for (const model of process.argv.slice(2)) {
   const r = JSON.parse(fs.readFileSync(path.join(here, "results", `frdiff-${model}.json`), "utf8"));
   const full = Object.values(r.rows).find((row) => row.kind === "full");
   const rows = Object.entries(r.rows).sort(([an, a], [bn, b]) => order[a.kind] - order[b.kind] || (a.nfe ?? 0) - (b.nfe ?? 0) || an.localeCompare(bn));
-  console.log(`\n**${model}** — ${r.n} samples per row; wall time: one batch of ${r.timingBatch ?? "?"} at ${r.timingThreads ?? "?"} thread(s)\n`);
+  const guided = r.guidance !== undefined ? `; classifier-free guidance w = ${r.guidance} in every row` : "";
+  console.log(`\n**${model}** — ${r.n} samples per row${guided}; wall time: one batch of ${r.timingBatch ?? "?"} at ${r.timingThreads ?? "?"} thread(s)\n`);
   console.log("| plan | NFE | GFLOP / sample | wall s / batch | speedup | FD → test (Δ vs full) | accuracy | FD → full | RMS distance → full |");
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const [, row] of rows) {

@@ -4,6 +4,8 @@
 //
 //   node bench/frdiff.mjs --model mnist-teacher --phase quality [--n 2000] [--batch 250] [--threads 1] [--tune-iterations 30]
 //                         [--steps 50] [--ddim-ks 8,10,12]  (extra plain DDIM-k rows) [--tag name] (a separate result file)
+//                         [--guidance w]  (classifier-free guidance for every config, Auto-FR tuning included)
+//                         [--configs ddim50,ddim12,...]  (only these configs, in this phase)
 //   node bench/frdiff.mjs --model mnist-teacher --phase timing [--repeats 2]  (quiet machine: fastest of 2 runs of one batch)
 //   node bench/frdiff.mjs --model mnist-teacher --phase matched     (plain DDIM-k at each plan's wall time; then timing again)
 //
@@ -26,6 +28,8 @@ const tuneIterations = Number(args["tune-iterations"] ?? 30);
 const phase = args.phase ?? "quality";
 const repeats = Number(args.repeats ?? 2); // timing: the fastest of this many runs per plan (the machine is shared)
 const steps = Number(args.steps ?? 50);
+const guidance = args.guidance !== undefined ? Number(args.guidance) : undefined;
+const only = args.configs ? new Set(String(args.configs).split(",")) : null;
 const fullName = `ddim${steps}`;
 fd.setNumThreads(threads);
 
@@ -38,6 +42,7 @@ fs.mkdirSync(profileDir, { recursive: true });
 const results = fs.existsSync(resultFile) ? JSON.parse(fs.readFileSync(resultFile, "utf8")) : { rows: {} };
 results.model = model;
 results.n = n;
+if (guidance !== undefined) results.guidance = guidance;
 results[phase === "timing" ? "timingThreads" : "qualityThreads"] = threads;
 const save = () => fd.writeFileAtomicSync(resultFile, JSON.stringify(results, null, 2) + "\n");
 
@@ -99,7 +104,7 @@ async function row(name, options, extra = {}) {
   return r;
 }
 
-const base = { solver: "ddim", steps };
+const base = { solver: "ddim", steps, ...(guidance !== undefined ? { guidance } : {}) };
 const configs = [[fullName, base, { kind: "full", plan: `DDIM-${steps}, full compute`, steps }]];
 for (const mixing of [false, true]) {
   for (const interval of [2, 3, 4]) {
@@ -115,7 +120,7 @@ for (const speedup of [1.5, 2, 3]) {
     kind: "auto-fr", plan: `Auto-FR, budget ${speedup}x (${path.relative(root, profileFile(speedup))})`,
   }]);
 }
-const ddimRow = (k) => [`ddim${k}`, { solver: "ddim", steps: k }, { kind: "ddim", plan: `DDIM-${k}, full compute`, steps: k }];
+const ddimRow = (k) => [`ddim${k}`, { ...base, steps: k }, { kind: "ddim", plan: `DDIM-${k}, full compute`, steps: k }];
 for (const k of String(args["ddim-ks"] ?? "").split(",").filter(Boolean).map(Number)) {
   if (!(Number.isInteger(k) && k >= 1 && k < steps)) throw new Error(`--ddim-ks: ${k} is not a step count in [1, ${steps})`);
   if (!results.rows[`ddim${k}`]) configs.push(ddimRow(k));
@@ -130,7 +135,7 @@ async function resolve(options) {
     console.log(`tuning Auto-FR for ${spec.speedup}x ...`);
     const t0 = performance.now();
     const profile = await fd.tuneFeatureReuse(denoiser, {
-      solver: "ddim", steps, budget: { speedup: spec.speedup }, iterations: tuneIterations, validation: Math.min(batch, 125),
+      solver: "ddim", steps, guidance, budget: { speedup: spec.speedup }, iterations: tuneIterations, validation: Math.min(batch, 125),
       onProgress: (p) => process.stdout.write(`  it ${p.iteration}/${p.iterations} distance ${p.distance.toFixed(4)} cost ${p.cost.toFixed(3)}\r`),
     });
     profile.tuning.seconds = (performance.now() - t0) / 1000;
@@ -140,12 +145,12 @@ async function resolve(options) {
 }
 
 if (phase === "quality") {
-  for (const [name, options, meta] of configs) await row(name, await resolve(options), meta);
+  for (const [name, options, meta] of configs) if (!only || only.has(name)) await row(name, await resolve(options), meta);
 } else if (phase === "timing") {
   // warm-up (allocator, thread pool, weights in cache), then one batch per config
   (await fd.sampleWithStats(denoiser, { solver: "ddim", steps: 3, n: batch, seed: 0, classLabels: labels.subarray(0, batch) })).samples.dispose();
   for (const [name, options] of configs) {
-    if (!results.rows[name]) continue;
+    if (!results.rows[name] || (only && !only.has(name))) continue;
     const o = await resolve(options);
     const labelsB = labels.subarray(0, batch);
     const times = [];

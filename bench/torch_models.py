@@ -125,6 +125,15 @@ def timestep_embedding(timesteps, dim, flip_sin_to_cos, downscale_freq_shift, sc
     return emb
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm on a float32 input. PyTorch 1.13's CPU autocast hands group_norm bfloat16 activations with
+    float32 weights and fails ("expected scalar type BFloat16 but found Float"); later versions run it in float32
+    under autocast, as this does. Without autocast the input is float32 already: identical to nn.GroupNorm."""
+
+    def forward(self, x):
+        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps)
+
+
 class Timesteps(nn.Module):
     def __init__(self, num_channels, flip_sin_to_cos, downscale_freq_shift):
         super().__init__()
@@ -181,7 +190,7 @@ class Attention(nn.Module):
         self.heads, self.dim_head = heads, dim_head
         self.residual_connection = residual_connection
         self.rescale_output_factor = rescale_output_factor
-        self.group_norm = (nn.GroupNorm(num_channels=query_dim, num_groups=norm_num_groups, eps=eps, affine=True)
+        self.group_norm = (GroupNorm(num_channels=query_dim, num_groups=norm_num_groups, eps=eps, affine=True)
                            if norm_num_groups is not None else None)
         self.to_q = nn.Linear(query_dim, inner, bias=bias)
         self.to_k = nn.Linear(query_dim, inner, bias=bias)
@@ -217,7 +226,7 @@ class ResnetBlock2D(nn.Module):
         super().__init__()
         self.time_embedding_norm = time_embedding_norm
         self.output_scale_factor = output_scale_factor
-        self.norm1 = nn.GroupNorm(groups, in_channels, eps=eps, affine=True)
+        self.norm1 = GroupNorm(groups, in_channels, eps=eps, affine=True)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         if temb_channels is not None:
             proj = out_channels * (2 if time_embedding_norm == "scale_shift" else 1)
@@ -226,7 +235,7 @@ class ResnetBlock2D(nn.Module):
             self.time_emb_proj = nn.Linear(temb_channels, proj)
         else:
             self.time_emb_proj = None
-        self.norm2 = nn.GroupNorm(groups, out_channels, eps=eps, affine=True)
+        self.norm2 = GroupNorm(groups, out_channels, eps=eps, affine=True)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.nonlinearity = _act(act)
@@ -426,7 +435,7 @@ class UNet2DModel(nn.Module):
             self.up_blocks.append(UpBlock(kind == "AttnUpBlock2D", cfg["layers_per_block"] + 1, in_c, prev, out_c,
                                           temb, groups, eps, act, drop, tsn, head(out_c), i < len(ch) - 1))
         gout = groups if groups is not None else min(ch[0] // 4, 32)
-        self.conv_norm_out = nn.GroupNorm(gout, ch[0], eps=eps)
+        self.conv_norm_out = GroupNorm(gout, ch[0], eps=eps)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(ch[0], cfg["out_channels"], 3, padding=1)
 
