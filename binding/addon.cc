@@ -49,6 +49,8 @@ Napi::Value Memory(Info info) {
     o.Set("blocks", double(s.live_blocks));
     o.Set("cachedBytes", double(s.cached_bytes));
     o.Set("peakBytes", double(s.peak_bytes));
+    o.Set("cacheHits", double(s.cache_hits));
+    o.Set("cacheMisses", double(s.cache_misses));
     const auto devices = cuda::device_memory();
     Napi::Array devs = Napi::Array::New(info.Env(), devices.size());
     for (size_t i = 0; i < devices.size(); ++i) {

@@ -35,9 +35,12 @@ export interface MemoryInfo {
   /** Bytes held by live tensor storage (process-wide, including tensors kept by queued kernels and autograd). */
   bytes: number;
   blocks: number;
-  /** Freed bytes the caching allocator keeps for reuse. */
+  /** Freed bytes the caching allocator keeps for reuse (at most FASTDIFF_CACHE_MB). */
   cachedBytes: number;
   peakBytes: number;
+  /** Host allocations served from the cache, and those that went to the system (since the process started). */
+  cacheHits: number;
+  cacheMisses: number;
   /** Per CUDA device: bytes held by live tensors, cached free blocks, peak (empty in a CPU-only build). */
   devices: { device: string; bytes: number; cachedBytes: number; peakBytes: number }[];
 }

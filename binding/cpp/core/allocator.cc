@@ -21,9 +21,15 @@ size_t size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+struct FreeList {
+  std::vector<void*> blocks;
+  uint64_t last_use = 0;  // State::tick when a block of this class was last cached or handed out
+};
+
 struct State {
   std::mutex mutex;
-  std::map<size_t, std::vector<void*>> free_lists;
+  std::map<size_t, FreeList> free_lists;
+  uint64_t tick = 0;
   MemoryStats stats;
   int64_t cache_limit = [] {
     const char* env = std::getenv("FASTDIFF_CACHE_MB");
@@ -49,9 +55,11 @@ void* HostAllocator::allocate(size_t bytes, size_t* granted) {
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     auto it = s.free_lists.find(cls);
-    if (it != s.free_lists.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
+    if (it != s.free_lists.end() && !it->second.blocks.empty()) {
+      void* p = it->second.blocks.back();
+      it->second.blocks.pop_back();
+      it->second.last_use = ++s.tick;
+      s.stats.cache_hits += 1;
       s.stats.cached_bytes -= cls;
       s.stats.live_bytes += cls;
       s.stats.live_blocks += 1;
@@ -67,6 +75,7 @@ void* HostAllocator::allocate(size_t bytes, size_t* granted) {
   }
   if (!p) fail(ErrorCode::Memory, "out of host memory allocating ", bytes, " bytes");
   std::lock_guard<std::mutex> lock(s.mutex);
+  s.stats.cache_misses += 1;
   s.stats.live_bytes += cls;
   s.stats.live_blocks += 1;
   if (s.stats.live_bytes > s.stats.peak_bytes) s.stats.peak_bytes = s.stats.live_bytes;
@@ -77,28 +86,46 @@ void* HostAllocator::allocate(size_t bytes, size_t* granted) {
 void HostAllocator::release(void* p, size_t granted) {
   if (!p) return;
   State& s = state();
-  std::unique_lock<std::mutex> lock(s.mutex);
-  s.stats.live_bytes -= granted;
-  s.stats.live_blocks -= 1;
-  if (s.stats.cached_bytes + int64_t(granted) <= s.cache_limit) {
-    s.free_lists[granted].push_back(p);
-    s.stats.cached_bytes += granted;
-    return;
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.stats.live_bytes -= granted;
+    s.stats.live_blocks -= 1;
+    // Room for this block: drop cached blocks of the least recently used other classes.
+    while (s.stats.cached_bytes + int64_t(granted) > s.cache_limit) {
+      FreeList* lru = nullptr;
+      size_t lru_cls = 0;
+      for (auto& [cls, list] : s.free_lists)
+        if (cls != granted && !list.blocks.empty() && (!lru || list.last_use < lru->last_use)) lru = &list, lru_cls = cls;
+      if (!lru) break;
+      while (!lru->blocks.empty() && s.stats.cached_bytes + int64_t(granted) > s.cache_limit) {
+        evicted.push_back(lru->blocks.back());
+        lru->blocks.pop_back();
+        s.stats.cached_bytes -= lru_cls;
+      }
+    }
+    if (s.stats.cached_bytes + int64_t(granted) <= s.cache_limit) {
+      FreeList& list = s.free_lists[granted];
+      list.blocks.push_back(p);
+      list.last_use = ++s.tick;
+      s.stats.cached_bytes += granted;
+      p = nullptr;
+    }
   }
-  lock.unlock();
+  for (void* q : evicted) std::free(q);
   std::free(p);
 }
 
 void HostAllocator::empty_cache() {
   State& s = state();
-  std::map<size_t, std::vector<void*>> lists;
+  std::map<size_t, FreeList> lists;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     lists.swap(s.free_lists);
     s.stats.cached_bytes = 0;
   }
-  for (auto& [cls, blocks] : lists)
-    for (void* p : blocks) std::free(p);
+  for (auto& [cls, list] : lists)
+    for (void* p : list.blocks) std::free(p);
 }
 
 MemoryStats HostAllocator::stats() {

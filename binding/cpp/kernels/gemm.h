@@ -35,8 +35,9 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
 
 // An operand packed once into the micro-kernel's panel layout, for a weight used by many calls
 // (sampling): a linear layer's Wᵀ as the B operand, a convolution's weight rows (or its 16
-// Winograd-transformed matrices) as the A operand. With it the GEMM skips the per-call pack, which for few rows (linear at batch 1)
-// or few output pixels (a 7×7 conv) costs a third of the work. Results are bit-identical to
+// Winograd-transformed matrices) as the A operand. With it the GEMM skips the per-call pack,
+// which for few rows (linear at batch 1) or few output pixels (a 7×7 conv) costs a third of
+// the work. Results are bit-identical to
 // the unpacked calls. A pack is tied to the kernel set it was made for (ISA and matmul
 // precision), and the *_fits functions say whether it still applies.
 struct PackedMatrix {
