@@ -79,7 +79,7 @@ export function getMatmulPrecision(): MatmulPrecision {
  *   otherwise — on one small image the transforms cost what the fewer multiplications save. When the call
  *   records no gradient for the weight (sampling, a frozen teacher), its transform is kept packed across calls
  *   and Winograd pays from 16 tiles (a 7×7 map): on 1 thread always, on more threads from 128 input channels
- *   (bench/RESULTS.md);
+ *   (from 32 with bf16 GEMMs under matmul precision "medium"; bench/RESULTS.md);
  * - "direct": always the implicit GEMM (a few ulps closer to float64 than Winograd);
  * - "winograd": Winograd for every convolution it can compute (3×3, stride 1, dilation 1, groups 1,
  *   padding 0 or 1).
