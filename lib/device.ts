@@ -56,10 +56,10 @@ export function flopsIssued(): number {
  * accumulation stay float32 everywhere; what changes is how the operands are rounded before they multiply.
  * - CUDA (matmul, linear, convolution, attention): "highest" float32 FMA, "high" TF32 tensor cores (the
  *   default), "medium" BF16 tensor cores.
- * - CPU (matmul and linear, forward and backward, and the 16 GEMMs of a Winograd convolution): "medium" rounds
+ * - CPU (matmul and linear, forward and backward, and the 16 GEMMs of an F(2×2) Winograd convolution): "medium" rounds
  *   both operands to bfloat16 and multiplies with AVX512-BF16 (`vdpbf16ps`; 1.6–1.8× the float32 GEMM rate
  *   measured) on CPUs that have it (`devices().cpu.features.avx512bf16`) under the AVX-512 kernels; "highest" and
- *   "high" compute in float32. Direct convolutions (1×1, strided, few channels; see setConvAlgorithm) and
+ *   "high" compute in float32. Direct and F(4×4) Winograd convolutions (see setConvAlgorithm) and
  *   attention stay float32, and so does everything on a CPU without AVX512-BF16: never less precision than asked for.
  * Read when each kernel runs, so set it before queuing the work it should apply to.
  */
@@ -74,22 +74,30 @@ export function getMatmulPrecision(): MatmulPrecision {
 
 /**
  * How CPU convolutions compute (CUDA convolutions are unaffected):
- * - "auto" (the default): Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with ≥ 32 input and output
- *   channels and ≥ 256 tiles of 2×2 outputs per call (e.g. a 28×28 map from batch 2), the direct implicit GEMM
+ * - "auto" (the default): for 3×3 stride-1 convolutions with ≥ 32 input and output channels, Winograd
+ *   F(4×4, 3×3) (2.25 multiplications per output; direct: 9) from 16 tiles of 4×4 outputs per thread (a
+ *   28×28 map on 2 threads), else F(2×2, 3×3) (4 per output) from 256 tiles of 2×2; the direct implicit GEMM
  *   otherwise — on one small image the transforms cost what the fewer multiplications save. When the call
  *   records no gradient for the weight (sampling, a frozen teacher), its transform is kept packed across calls
- *   and Winograd pays from 16 tiles (a 7×7 map): on 1 thread always, on more threads from 128 input channels
- *   (from 32 with bf16 GEMMs under matmul precision "medium"; bench/RESULTS.md);
+ *   and Winograd pays from fewer tiles: F(4×4) from 16 (a 14×14 map) on any thread count, F(2×2) from 16 tiles
+ *   of 2×2 (a 7×7 map) on 1 thread, on more from 128 input channels. Under matmul precision "medium" with
+ *   bf16 GEMMs, "auto" takes F(2×2) (its GEMMs in bf16, then paying on 2 threads from 32 channels) and never
+ *   F(4×4), whose transforms would amplify bf16 rounding; measured per shape in bench/RESULTS.md;
  * - "direct": always the implicit GEMM (a few ulps closer to float64 than Winograd);
- * - "winograd": Winograd for every convolution it can compute (3×3, stride 1, dilation 1, groups 1,
- *   padding 0 or 1).
- * The scalar ISA (`setIsa("scalar")`, the reference) always computes directly. Both algorithms give the same
- * result for any thread count; they differ from each other by rounding (≤ 4e-6 of the output scale).
+ * - "winograd": F(2×2, 3×3) for every convolution it can compute (3×3, stride 1, dilation 1, groups 1,
+ *   padding 0 or 1);
+ * - "winograd4": F(4×4, 3×3) for every convolution it can compute, its GEMMs always float32.
+ * The scalar ISA (`setIsa("scalar")`, the reference) always computes directly. Every algorithm gives the same
+ * result for any thread count; they differ from each other by rounding (F(2×2) ≤ 4e-6 of the output scale,
+ * F(4×4) ≤ 3e-5: its transforms' coefficients reach 5 and 8).
  * Read when each kernel runs, so set it before queuing the work it should apply to.
  */
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
-  if (algorithm !== "auto" && algorithm !== "direct" && algorithm !== "winograd")
-    throw argumentError("setConvAlgorithm", `algorithm must be "auto", "direct" or "winograd", got ${String(algorithm)}`);
+  if (algorithm !== "auto" && algorithm !== "direct" && algorithm !== "winograd" && algorithm !== "winograd4")
+    throw argumentError(
+      "setConvAlgorithm",
+      `algorithm must be "auto", "direct", "winograd" or "winograd4", got ${String(algorithm)}`,
+    );
   native.setConvAlgorithm(algorithm);
 }
 export function getConvAlgorithm(): ConvAlgorithm {

@@ -3,8 +3,8 @@
 // sums in double), the rounding itself against a JavaScript model of round-to-nearest-even, the size of
 // the error against float64 (it must be bf16-sized, or the fast path is not running), thread-count
 // determinism, and — on CPUs without the instruction — bit-identity with float32. Convolutions on the
-// Winograd path run their 16 GEMMs in bf16 too (error bf16-sized against float64, kept transformed
-// weights bit-identical to per-call ones); direct convolutions stay float32.
+// F(2×2) Winograd path run their 16 GEMMs in bf16 too (error bf16-sized against float64, kept transformed
+// weights bit-identical to per-call ones); F(4×4) Winograd and direct convolutions stay float32.
 import * as fd from "../../lib";
 
 import { engineSettings, hostValues, maxRelErr } from "../helpers";
@@ -179,6 +179,12 @@ if (HAS_BF16) {
       expect(conv("medium", xs, ws, true)).toEqual(auto);
       fd.setConvAlgorithm("direct");
       expect(conv("medium", xs, ws, true)).not.toEqual(auto);
+    });
+
+    test("F(4×4) Winograd keeps float32 GEMMs under medium (its transforms would amplify bf16 rounding to ~5%)", () => {
+      fd.setConvAlgorithm("winograd4");
+      for (const kept of [true, false])
+        expect(conv("medium", [2, 64, 14, 14], [48, 64, 3, 3], kept)).toEqual(conv("high", [2, 64, 14, 14], [48, 64, 3, 3], kept));
     });
 
     test("direct convolutions (1×1, strided) stay float32 under medium", () => {

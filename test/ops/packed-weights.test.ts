@@ -1,5 +1,5 @@
 // linear and conv2d keep a weight packed for the GEMM across calls (linear: Wᵀ as the B operand,
-// conv2d: the weight rows as the A operand, or on the Winograd path the 16 transformed weight
+// conv2d: the weight rows as the A operand, or on a Winograd path the 16 or 36 transformed weight
 // matrices U) when they record no gradient for that weight
 // (sampling, frozen teachers). The packed path must be bit-identical
 // to packing per call, for every ISA, precision and block structure (one or several K blocks,
@@ -98,11 +98,11 @@ function convPerCall(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor, o: fd.Conv2dOptio
 }
 
 // Winograd's error is relative to Σ|w||x| rather than to each output (test/ops/winograd.test.ts).
-const TOL_WINOGRAD = 4e-6;
+const TOL_WINOGRAD: Record<string, number> = { winograd: 4e-6, winograd4: 3e-5 };
 
 describe.each(ISAS)("packed conv weights under %s", (isa) => {
   afterEach(() => fd.setConvAlgorithm("auto"));
-  test.each(["direct", "winograd"] as fd.ConvAlgorithm[])(
+  test.each(["direct", "winograd", "winograd4"] as fd.ConvAlgorithm[])(
     "bit-identical to packing per call (%s), 1 and 2 threads, and close to the scalar reference",
     (algorithm) => {
       CONVS.forEach(([xs, ws, o], c) => {
@@ -127,30 +127,43 @@ describe.each(ISAS)("packed conv weights under %s", (isa) => {
             let err = 0;
             for (let i = 0; i < ref.length; ++i) err = Math.max(err, Math.abs(again[i]! - ref[i]!));
             if (algorithm === "direct") expect(maxRelErr(again, ref)).toBeLessThan(TOL_GEMM);
-            else expect(err / scale).toBeLessThan(TOL_WINOGRAD);
+            else expect(err / scale).toBeLessThan(TOL_WINOGRAD[algorithm]!);
           }
         });
       });
     },
   );
 
-  test('"auto" takes Winograd at batch 1 with the transformed weights kept (1 thread), direct per call', () => {
-    fd.scope(() => {
-      const [xs, ws, o] = CONVS[0]!; // 64 → 64 at 28×28: 196 tiles
-      const x = fd.tensor(hostValues(xs, 70), xs);
-      const w = fd.tensor(hostValues(ws, 71, 0.2), ws);
-      const b = fd.tensor(hostValues([ws[0]!], 72), [ws[0]!]);
-      fd.setIsa(isa);
-      fd.setNumThreads(1);
-      fd.setConvAlgorithm("winograd");
-      const wino = convPerCall(x, w, b, o);
-      fd.setConvAlgorithm("direct");
-      const direct = convPerCall(x, w, b, o);
-      fd.setConvAlgorithm("auto");
-      expect(bitEqual(wino, direct)).toBe(false);
-      expect(bitEqual(convReused(x, w, b, o), wino)).toBe(true);
-      expect(bitEqual(convPerCall(x, w, b, o), direct)).toBe(true);
-    });
+  test('"auto" at batch 1: F(4×4) for kept weights from 16 tiles, F(2×2) below; per call, F(4×4) from 16 tiles per thread', () => {
+    // [input size, threads, weight kept, the path "auto" takes] for 64 → 64 channels (kernels/winograd.cc)
+    const cases: [number, number, boolean, fd.ConvAlgorithm][] = [
+      [28, 1, true, "winograd4"], // 49 tiles of 4×4
+      [28, 2, true, "winograd4"],
+      [28, 2, false, "winograd4"], // 49 ≥ 16 per thread
+      [14, 2, true, "winograd4"], // 16 tiles
+      [14, 2, false, "direct"], // 16 < 32; 49 tiles of 2×2 < 256
+      [7, 1, true, "winograd"], // 4 tiles of 4×4, 16 of 2×2
+      [7, 2, true, "direct"], // 64 input channels: F(2×2) pays on 2 threads from 128
+    ];
+    fd.setIsa(isa);
+    for (const [size, threads, kept, want] of cases)
+      fd.scope(() => {
+        const xs = [1, 64, size, size];
+        const x = fd.tensor(hostValues(xs, 70), xs);
+        const w = fd.tensor(hostValues([64, 64, 3, 3], 71, 0.2), [64, 64, 3, 3]);
+        const b = fd.tensor(hostValues([64], 72), [64]);
+        const o = { padding: 1 };
+        fd.setNumThreads(threads);
+        const byPath = new Map<fd.ConvAlgorithm, Float32Array>();
+        for (const algo of ["direct", "winograd", "winograd4"] as fd.ConvAlgorithm[]) {
+          fd.setConvAlgorithm(algo);
+          byPath.set(algo, convPerCall(x, w, b, o));
+        }
+        fd.setConvAlgorithm("auto");
+        const got = kept ? convReused(x, w, b, o) : convPerCall(x, w, b, o);
+        const took = [...byPath].filter(([, y]) => bitEqual(y, got)).map(([algo]) => algo);
+        expect({ size, threads, kept, took }).toEqual({ size, threads, kept, took: [want] });
+      });
   });
 });
 
@@ -171,7 +184,8 @@ describe("a packed weight is never stale", () => {
   });
 
   test("conv2d: after copy into the weight, and between batch sizes whose paths keep different packs", () => {
-    // x1: Winograd's U kept on 1 thread, the direct pack on 2 (64 input channels); x8: U. One slot per weight.
+    // x1 (7×7): F(2×2)'s U kept on 1 thread, the direct pack on 2 (64 input channels); x8: F(4×4)'s U.
+    // One slot per weight.
     for (const threads of [1, 2])
       fd.scope(() => {
         fd.setNumThreads(threads);
@@ -179,13 +193,13 @@ describe("a packed weight is never stale", () => {
         const w2 = fd.tensor(hostValues([64, 64, 3, 3], 10, 0.2), [64, 64, 3, 3]);
         const b = fd.zeros([64]);
         const o = { padding: 1 };
-        const x1 = fd.tensor(hostValues([1, 64, 14, 14], 11), [1, 64, 14, 14]);
-        const x8 = fd.tensor(hostValues([8, 64, 14, 14], 12), [8, 64, 14, 14]);
+        const x1 = fd.tensor(hostValues([1, 64, 7, 7], 11), [1, 64, 7, 7]);
+        const x8 = fd.tensor(hostValues([8, 64, 7, 7], 12), [8, 64, 7, 7]);
         const before = convReused(x1, w, b, o);
         fd.copy(w, w2);
         for (const x of [x1, x8, x1]) {
           const got = convReused(x, w, b, o);
-          fd.setConvAlgorithm(x === x8 || threads === 1 ? "winograd" : "direct"); // the path "auto" takes
+          fd.setConvAlgorithm(x === x8 ? "winograd4" : threads === 1 ? "winograd" : "direct"); // the path "auto" takes
           const want = convPerCall(x, w2, b, o);
           fd.setConvAlgorithm("auto");
           expect({ threads, batch: x.shape[0], fresh: bitEqual(got, want) }).toEqual({ threads, batch: x.shape[0], fresh: true });

@@ -1,26 +1,27 @@
-// Winograd F(2×2, 3×3) conv path (kernels/winograd.{h,cc}): 3×3, stride 1, padding
-// 0 or 1, groups 1 on the SIMD ISAs, forced with setConvAlgorithm("winograd"). Forward
-// output and input gradient (stride-1 backward-input is the flipped forward conv and
-// takes the same path) against the scalar reference (direct conv, double accumulation)
-// on fresh random inputs, bitwise determinism across thread counts 1 vs 2, that the
-// Winograd path really ran (its rounding differs from "direct"), and which path "auto"
-// takes (IC, OC ≥ 32 and ≥ 256 output tiles; fewer when the transformed weights are kept
-// packed, as here: the weights record no gradient).
+// Winograd conv paths (kernels/winograd.{h,cc}): F(2×2, 3×3) and F(4×4, 3×3) for 3×3,
+// stride 1, padding 0 or 1, groups 1 on the SIMD ISAs, forced with setConvAlgorithm("winograd")
+// and ("winograd4"). Forward output and input gradient (stride-1 backward-input is the flipped
+// forward conv and takes the same path) against the scalar reference (direct conv, double
+// accumulation) on fresh random inputs, bitwise determinism across thread counts 1 vs 2, that
+// each Winograd path really ran (its rounding differs from "direct" and from the other tile
+// size), and which path "auto" takes (IC, OC ≥ 32; F(4×4) from 16 of its tiles when the
+// transformed weights are kept packed, as here — the weights record no gradient — else
+// F(2×2) from 16 tiles of 2×2, fewer channels or threads permitting).
 //
-// Tolerance: Winograd F(2,3) rounds in the transforms (|Bᵀ d B| ≤ 4·max|d|,
-// |G g Gᵀ| ≤ 2.25·max|g|) and sums 16 transformed products per output, so its error
-// is a few ulps of the magnitude Σ|w||x| over the IC·9 products rather than of the
-// output itself. We bound max |got − ref| ≤ TOL · max|ref| (and relative L2 ≤ TOL):
-// measured up to ~1.5e-7 relative L2 and ~6e-7 max-abs relative for these shapes
-// (the direct SIMD conv: ~1e-7); TOL = 4e-6 leaves a margin while still catching
-// any wrong tap, border or crop (those give errors of order 1).
+// Tolerance: Winograd rounds in the transforms and sums α² transformed products per output,
+// so its error is a few ulps of the magnitude Σ|w||x| over the IC·9 products rather than of
+// the output itself. We bound max |got − ref| ≤ TOL · max|ref| (and relative L2 ≤ TOL).
+// F(2×2) (|Bᵀ d B| ≤ 4·max|d|, |G g Gᵀ| ≤ 2.25·max|g|): measured up to ~1.5e-7 relative L2 and
+// ~6e-7 max (the direct SIMD conv: ~1e-7), TOL 4e-6. F(4×4) (Bᵀ and Aᵀ coefficients up to 5
+// and 8): measured up to ~5.5e-6 max, TOL 3e-5. Any wrong tap, border or crop gives errors
+// of order 1.
 import * as fd from "../../lib";
 
 import { maxRelErr, randomTensor, relL2, engineSettings } from "../helpers";
 
 const { best: BEST, isas: ISAS, threads: THREADS } = engineSettings();
 
-const TOL = 4e-6;
+const TOL: Record<"winograd" | "winograd4", number> = { winograd: 4e-6, winograd4: 3e-5 };
 
 interface Case {
   x: number[];
@@ -44,15 +45,20 @@ const CASES: Case[] = [
   { x: [1, 128, 7, 7], w: [128, 128, 3, 3], pad: 1, bias: true }, // 16 tiles: 2 threads split the channels
   { x: [1, 48, 7, 7], w: [100, 48, 3, 3], pad: 1, bias: false }, // ... OC not a multiple of the panel rows
   { x: [1, 32, 5, 5], w: [40, 32, 3, 3], pad: 1, bias: true }, // 9 tiles: "auto" stays direct
+  { x: [1, 32, 62, 62], w: [32, 32, 3, 3], pad: 1, bias: true }, // F(4×4): rows of 16 tiles (more than one gather group)
+  { x: [2, 32, 30, 29], w: [32, 32, 3, 3], pad: 0, bias: true }, // F(4×4): 28×27 output, crop in the last tile column
+  { x: [3, 40, 6, 6], w: [34, 40, 3, 3], pad: 0, bias: false }, // F(4×4): one 4×4 tile per image, exactly
 ];
 
-/** The path "auto" should take at `threads` for a weight kept packed (kernels/winograd.cc): IC, OC ≥ 32 and
- * ≥ 256 tiles of 2×2 outputs, or ≥ 16 tiles on 1 thread (≥ 128 input channels on more). */
-function autoTakesWinograd(c: Case, threads: number): boolean {
+/** The path "auto" should take at `threads` for a weight kept packed, without bf16 GEMMs (kernels/winograd.cc):
+ * IC, OC ≥ 32, then F(4×4) from 16 tiles of 4×4 outputs; else F(2×2) from 256 tiles of 2×2, or 16 on 1 thread
+ * (on more, from 128 input channels). */
+function autoPath(c: Case, threads: number): fd.ConvAlgorithm {
   const oh = c.x[2]! + 2 * c.pad - 2, ow = c.x[3]! + 2 * c.pad - 2;
+  if (c.x[1]! < 32 || c.w[0]! < 32) return "direct";
+  if (c.x[0]! * Math.ceil(oh / 4) * Math.ceil(ow / 4) >= 16) return "winograd4";
   const tiles = c.x[0]! * Math.ceil(oh / 2) * Math.ceil(ow / 2);
-  if (c.x[1]! < 32 || c.w[0]! < 32) return false;
-  return tiles >= 256 || (tiles >= 16 && (threads === 1 || c.x[1]! >= 128));
+  return tiles >= 256 || (tiles >= 16 && (threads === 1 || c.x[1]! >= 128)) ? "winograd" : "direct";
 }
 
 const label = (c: Case) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
@@ -88,39 +94,39 @@ describe("winograd conv3x3", () => {
       const problems: string[] = [];
       for (const isa of ISAS) {
         fd.setIsa(isa);
-        fd.setNumThreads(1);
-        fd.setConvAlgorithm("direct");
-        const direct = run(c, i);
-        fd.setConvAlgorithm("auto");
-        const auto = run(c, i);
-        fd.setNumThreads(2);
-        const auto2 = run(c, i);
-        fd.setNumThreads(1);
-        fd.setConvAlgorithm("winograd");
-        const got1 = run(c, i);
-        fd.setNumThreads(2);
-        const got2 = run(c, i);
+        const got: Record<string, Float32Array[][]> = {}; // algorithm → [1 thread, 2 threads]
+        for (const algo of ["direct", "auto", "winograd", "winograd4"] as const) {
+          fd.setConvAlgorithm(algo);
+          got[algo] = [1, 2].map((threads) => {
+            fd.setNumThreads(threads);
+            return run(c, i);
+          });
+        }
         fd.setNumThreads(THREADS);
         fd.setConvAlgorithm("auto");
-        if (bitwiseEqual(got1[0]!, direct[0]!)) problems.push(`${isa}: "winograd" gave the direct conv's output bit for bit`);
-        for (const [threads, got] of [[1, auto], [2, auto2]] as const) {
-          const wino = autoTakesWinograd(c, threads);
-          if (!bitwiseEqual(got[0]!, (wino ? got1 : direct)[0]!))
-            problems.push(`${isa}: "auto" on ${threads} thread(s) did not take the ${wino ? "Winograd" : "direct"} path`);
+        const direct = got.direct![0]!;
+        if (bitwiseEqual(got.winograd![0]![0]!, direct[0]!)) problems.push(`${isa}: "winograd" gave the direct conv's output bit for bit`);
+        if (bitwiseEqual(got.winograd4![0]![0]!, direct[0]!)) problems.push(`${isa}: "winograd4" gave the direct conv's output bit for bit`);
+        if (bitwiseEqual(got.winograd4![0]![0]!, got.winograd![0]![0]!)) problems.push(`${isa}: "winograd4" gave F(2×2)'s output bit for bit`);
+        for (const threads of [1, 2]) {
+          const want = autoPath(c, threads);
+          if (!bitwiseEqual(got.auto![threads - 1]![0]!, got[want]![threads - 1]![0]!))
+            problems.push(`${isa}: "auto" on ${threads} thread(s) did not take the ${want} path`);
         }
-        ["output", "grad x"].forEach((what, k) => {
-          const g = got1[k]!;
-          const r = ref[k]!;
-          let scale = 0;
-          for (const v of r) scale = Math.max(scale, Math.abs(v));
-          const errMax = maxRelErr(g, r) * Math.max(1, scale) / Math.max(scale, 1e-30);
-          const errL2 = relL2(g, r);
-          if (process.env.FASTDIFF_WINO_VERBOSE)
-            console.log(`${isa} ${label(c)} ${what}: max ${errMax.toExponential(2)} relL2 ${errL2.toExponential(2)}`);
-          if (!(errMax <= TOL)) problems.push(`${isa} ${what}: max |err| / max|ref| ${errMax.toExponential(2)} > ${TOL}`);
-          if (!(errL2 <= TOL)) problems.push(`${isa} ${what}: relative L2 ${errL2.toExponential(2)} > ${TOL}`);
-          if (!bitwiseEqual(g, got2[k]!)) problems.push(`${isa} ${what}: 1 vs 2 threads differ`);
-        });
+        for (const algo of ["winograd", "winograd4"] as const)
+          ["output", "grad x"].forEach((what, k) => {
+            const g = got[algo]![0]![k]!;
+            const r = ref[k]!;
+            let scale = 0;
+            for (const v of r) scale = Math.max(scale, Math.abs(v));
+            const errMax = maxRelErr(g, r) * Math.max(1, scale) / Math.max(scale, 1e-30);
+            const errL2 = relL2(g, r);
+            if (process.env.FASTDIFF_WINO_VERBOSE)
+              console.log(`${isa} ${algo} ${label(c)} ${what}: max ${errMax.toExponential(2)} relL2 ${errL2.toExponential(2)}`);
+            if (!(errMax <= TOL[algo])) problems.push(`${isa} ${algo} ${what}: max |err| / max|ref| ${errMax.toExponential(2)} > ${TOL[algo]}`);
+            if (!(errL2 <= TOL[algo])) problems.push(`${isa} ${algo} ${what}: relative L2 ${errL2.toExponential(2)} > ${TOL[algo]}`);
+            if (!bitwiseEqual(g, got[algo]![1]![k]!)) problems.push(`${isa} ${algo} ${what}: 1 vs 2 threads differ`);
+          });
       }
       fd.setIsa(BEST);
       expect(problems).toEqual([]);

@@ -19,7 +19,7 @@ inline std::atomic<int>& matmul_precision_state() {
 inline MatmulPrecision matmul_precision() { return MatmulPrecision(matmul_precision_state().load()); }
 inline void set_matmul_precision(MatmulPrecision p) { matmul_precision_state().store(int(p)); }
 
-enum class ConvAlgorithm : int { Auto = 0, Direct = 1, Winograd = 2 };
+enum class ConvAlgorithm : int { Auto = 0, Direct = 1, Winograd = 2, Winograd4 = 3 };
 
 inline std::atomic<int>& conv_algorithm_state() {
   static std::atomic<int> state{int(ConvAlgorithm::Auto)};

@@ -96,7 +96,7 @@ int64_t forward_k_block(const KernelSet& ks, const Conv2dShape& s) {
 std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w) {
   const KernelSet* ks = impl::active_kernels();
   if (!ks || s.groups != 1 || s.OC <= 0 || s.C <= 0) return nullptr;
-  if (wino::applicable(s, /*u_kept=*/true)) return wino::pack_weight_once(*ks, s, w);
+  if (wino::tile(s, /*u_kept=*/true)) return wino::pack_weight_once(*ks, s, w);
   const int64_t K = s.C * s.KH * s.KW;
   return impl::pack_once(*ks, 'A', K, s.OC, forward_k_block(*ks, s), w, K, 1);
 }
@@ -104,7 +104,7 @@ std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, 
 bool packed_conv_weight_fits(const PackedMatrix& pm, const Conv2dShape& s) {
   const KernelSet* ks = impl::active_kernels();
   if (!ks || s.groups != 1) return false;
-  if (wino::applicable(s, /*u_kept=*/true)) return wino::packed_weight_fits(pm, *ks, s);
+  if (wino::tile(s, /*u_kept=*/true)) return wino::packed_weight_fits(pm, *ks, s);
   return impl::packed_fits(pm, ks, 'A', s.C * s.KH * s.KW, s.OC, forward_k_block(*ks, s));
 }
 
@@ -116,9 +116,10 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   if (s.N <= 0 || s.OC <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Cg = s.C / s.groups, OCg = s.OC / s.groups, Kg = Cg * s.KH * s.KW;
   if (packed_w && !packed_conv_weight_fits(*packed_w, s)) packed_w = nullptr;
-  // 3×3 stride-1 convs with enough channels: Winograd F(2×2, 3×3) (kernels/winograd.h).
+  // 3×3 stride-1 convs with enough channels: Winograd F(2×2 or 4×4, 3×3) (kernels/winograd.h).
   const bool u_kept = packed_w && packed_w->source == 'W';
-  if (wino::applicable(s, u_kept) && wino::conv3x3_forward(*ks, s, x, w, bias, y, u_kept ? packed_w : nullptr)) return;
+  const int m = wino::tile(s, u_kept);
+  if (m && wino::conv3x3_forward(*ks, s, m, x, w, bias, y, u_kept ? packed_w : nullptr)) return;
   if (u_kept) packed_w = nullptr;
   const ConvSrc geo{nullptr, Cg, s.H, s.W, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w, OH, OW};
   conv_forward_impl(*ks, s.N, s.groups, x, s.C, geo, w, Kg, 1, OCg * Kg, OCg, bias, y, packed_w);
@@ -152,8 +153,8 @@ void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w
       Conv2dShape f = s;
       f.C = s.OC, f.H = OH, f.W = OW, f.OC = s.C;
       f.pad_h = s.dil_h * (s.KH - 1) - s.pad_h, f.pad_w = s.dil_w * (s.KW - 1) - s.pad_w;
-      if (f.OH() == s.H && f.OW() == s.W && wino::applicable(f) && wino::conv3x3_forward(*ks, f, gy, wt.data(), nullptr, gx))
-        return;
+      const int m = f.OH() == s.H && f.OW() == s.W ? wino::tile(f) : 0;
+      if (m && wino::conv3x3_forward(*ks, f, m, gy, wt.data(), nullptr, gx)) return;
     }
     const ConvSrc geo{nullptr, OCg, OH, OW, s.KH, s.KW, 1, 1, s.dil_h * (s.KH - 1) - s.pad_h,
                       s.dil_w * (s.KW - 1) - s.pad_w, s.dil_h, s.dil_w, s.H, s.W};

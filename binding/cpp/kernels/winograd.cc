@@ -1,6 +1,6 @@
-// Winograd F(2×2, 3×3) driver (x86-64-v2 baseline): see kernels/winograd.h.
-// Per call and thread: U (16 × OC × IC) from the weights, unless U is kept packed. Then per
-// chunk of tiles: input transform → 16 GEMMs M_k = U_k · V_k (impl::gemm_block,
+// Winograd F(2×2, 3×3) / F(4×4, 3×3) driver (x86-64-v2 baseline): see kernels/winograd.h.
+// Per call and thread: U (α² × OC × IC) from the weights, unless U is kept packed. Then per
+// chunk of tiles: input transform → α² GEMMs M_k = U_k · V_k (impl::gemm_block,
 // K = IC never split) → output transform. Each thread runs whole chunks with its own
 // V / M scratch; with fewer chunks than threads (e.g. one image), the tile rows are
 // cut into more, smaller chunks. Data written by one core and read by another is
@@ -22,7 +22,7 @@
 namespace fd::kernels::wino {
 namespace {
 
-thread_local ScratchBuf tl_u, tl_vm;
+thread_local ScratchBuf tl_u, tl_vm, tl_tmp;
 // "auto" takes Winograd from 256 tiles of 2×2 outputs (more than one 28×28 image).
 // Measured on a 2-vCPU Zen 5 VM (512-bit FMAs at full width, so the transforms' memory
 // traffic and each thread's weight transform weigh more than on Zen 4): on one image
@@ -43,47 +43,54 @@ constexpr int64_t kKeptMinChannelsThreaded = 128;
 // Below this many tiles per thread the threads split output channels, not tiles (7×7 at 2
 // threads: 104 → 84 µs; at 14×14 splitting tiles stays better, 172 vs 182).
 constexpr int64_t kMinTilesPerThread = 16;
-constexpr int64_t kMaxTW = 1024;  // transform scratch on the stack: 8·(TW + 16) floats
+// F(4×4, 3×3) (2.25 multiplications per output instead of F(2×2)'s 4) wins from 16 of its
+// 4×4 tiles (a 14×14 map) with U kept, on 1 and 2 threads; per call (36 weight matrices to
+// transform) from 16 tiles per thread. Zen 5 VM, µs, F(2×2) → F(4×4), kept U: 1 thread
+// 128→128 at 28×28 972 → 729, at 14×14 274 → 190, batch 16 at 14×14 3482 → 3208; 2 threads
+// 64→64 at 28×28 168 → 121 (direct 167), 128→128 at 14×14 159 → 123. With 4 tiles (7×7) it
+// loses (87 → 151): 4-column GEMMs. Not under bf16 GEMMs (see gemm_kernels).
+constexpr int64_t kF4MinTiles = 16;
 
-// The kernel set of the 16 GEMMs: bfloat16 operands under matmul precision "medium" (where
-// sgemm uses them too), else the float32 set of the active ISA.
-const impl::KernelSet& gemm_kernels(const impl::KernelSet& ks) {
-  return impl::matmul_in_bf16() ? *impl::matmul_kernels() : ks;
+// The kernel set of the α² GEMMs: for F(2×2), bfloat16 operands under matmul precision
+// "medium" (where sgemm uses them too), else the float32 set of the active ISA. F(4×4) stays
+// float32: its transforms (coefficients up to 5 in Bᵀ, 8 in Aᵀ) amplify bf16's rounding to
+// ~5% of the output scale (F(2×2): 0.3%).
+const impl::KernelSet& gemm_kernels(const impl::KernelSet& ks, int m) {
+  return m == 2 && impl::matmul_in_bf16() ? *impl::matmul_kernels() : ks;
 }
 
-const Kernels* active() {
+const Kernels* active(int m) {
   switch (active_isa()) {
-    case Isa::Avx512: return avx512::kernels();
-    case Isa::Avx2: return avx2::kernels();
+    case Isa::Avx512: return avx512::kernels(m);
+    case Isa::Avx2: return avx2::kernels(m);
     default: return nullptr;
   }
 }
+
+int64_t matrices(int m) { return (m + 2) * (m + 2); }
 
 int64_t env_int(const char* name, int64_t dflt) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoll(v) : dflt;
 }
 
-// Tiles per chunk: V + M = 16·(IC + OC)·T floats ≈ 512 Ki floats (2 MiB: measured
+// Tiles per chunk: V + M = α²·(IC + OC)·T floats ≈ 512 Ki floats (2 MiB: measured
 // best on Zen 4 among 128 Ki / 512 Ki / 2 Mi: fewer repacks of U, V + M still in L2 + L3).
 std::atomic<int64_t> g_min_ch{env_int("FASTDIFF_WINO_MIN_CH", 32)};
 std::atomic<int64_t> g_chunk_floats{env_int("FASTDIFF_WINO_CHUNK_FLOATS", 512 * 1024)};
 
-// Tile rows per chunk: about the cache target, then smaller so the chunk count is a
+// Tile rows per chunk: about the cache target, then evened out over a chunk count that is a
 // multiple of the thread count (when there are enough rows).
-int64_t chunk_rows(int64_t IC, int64_t OC, int64_t TW, int64_t rows_total, int threads) {
+int64_t chunk_rows(int64_t KK, int64_t IC, int64_t OC, int64_t TW, int64_t rows_total, int threads) {
   const int64_t target_floats = g_chunk_floats.load();
-  int64_t T = target_floats / (16 * (IC + OC));
+  int64_t T = target_floats / (KK * (IC + OC));
   if (T < 32) T = 32;
   int64_t rows = (T + TW / 2) / TW;
   if (rows < 1) rows = 1;
   if (rows > rows_total) rows = rows_total;
-  const int64_t chunks = (rows_total + rows - 1) / rows;
-  if (threads > 1 && chunks % threads != 0) {
-    const int64_t wanted = (chunks + threads - 1) / threads * threads;
-    rows = (rows_total + wanted - 1) / wanted;
-  }
-  return rows;
+  int64_t chunks = (rows_total + rows - 1) / rows;
+  if (threads > 1) chunks = (chunks + threads - 1) / threads * threads;
+  return (rows_total + chunks - 1) / chunks;
 }
 
 }  // namespace
@@ -99,59 +106,71 @@ int64_t kstride(int64_t n) {
   return s;
 }
 
-bool applicable(const Conv2dShape& s, bool u_kept) {
+int tile(const Conv2dShape& s, bool u_kept) {
   const ConvAlgorithm algo = conv_algorithm();
-  if (algo == ConvAlgorithm::Direct || active() == nullptr) return false;
+  if (algo == ConvAlgorithm::Direct || active(2) == nullptr) return 0;
   const bool computable = s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
                           s.dil_w == 1 && s.groups == 1 && s.pad_h == s.pad_w && (s.pad_h == 0 || s.pad_h == 1) &&
-                          s.OH() > 0 && s.OW() > 0 && (s.OW() + 1) / 2 <= kMaxTW;
-  if (!computable || algo == ConvAlgorithm::Winograd) return computable;
+                          s.OH() > 0 && s.OW() > 0;
+  if (!computable) return 0;
+  if (algo == ConvAlgorithm::Winograd) return 2;
+  if (algo == ConvAlgorithm::Winograd4) return 4;
   const int64_t min_ch = g_min_ch.load();
+  if (min_ch < 0 || s.C < min_ch || s.OC < min_ch) return 0;
+  const int nt = ThreadPool::in_parallel() ? 1 : ThreadPool::global().num_threads();
+  const bool bf16 = impl::matmul_in_bf16();
+  const int64_t tiles4 = s.N * ((s.OH() + 3) / 4) * ((s.OW() + 3) / 4);
+  if (!bf16 && tiles4 >= (u_kept ? kF4MinTiles : kF4MinTiles * nt)) return 4;
   const int64_t tiles = s.N * ((s.OH() + 1) / 2) * ((s.OW() + 1) / 2);
-  if (min_ch < 0 || s.C < min_ch || s.OC < min_ch) return false;
-  if (tiles >= kAutoMinTiles) return true;
-  const bool one_thread = ThreadPool::in_parallel() || ThreadPool::global().num_threads() == 1;
-  const bool short_k_pays = one_thread || impl::matmul_in_bf16();
-  return u_kept && tiles >= kKeptMinTiles && s.C >= (short_k_pays ? min_ch : kKeptMinChannelsThreaded);
+  if (tiles >= kAutoMinTiles) return 2;
+  const bool short_k_pays = nt == 1 || bf16;
+  return u_kept && tiles >= kKeptMinTiles && s.C >= (short_k_pays ? min_ch : kKeptMinChannelsThreaded) ? 2 : 0;
 }
 
 std::shared_ptr<const PackedMatrix> pack_weight_once(const impl::KernelSet& ks, const Conv2dShape& s, const float* w) {
-  const Kernels* wk = active();
+  const int m = tile(s, /*u_kept=*/true);
+  const Kernels* wk = m ? active(m) : nullptr;
   if (!wk) return nullptr;
-  const int64_t P = s.OC * s.C, KSU = kstride(P);
-  float* U = tl_u.get(static_cast<size_t>(16 * KSU));
+  const int64_t KK = matrices(m), P = s.OC * s.C, KSU = kstride(P);
+  float* U = tl_u.get(static_cast<size_t>(KK * KSU));
   if (!U) return nullptr;
   wk->weight(w, P, 0, P, KSU, U);
-  const impl::KernelSet& gk = gemm_kernels(ks);
-  return impl::pack_once(gk, 'A', s.C, s.OC, impl::k_block(s.C, gk.kc), U, s.C, 1, 16, KSU, 'W');
+  const impl::KernelSet& gk = gemm_kernels(ks, m);
+  return impl::pack_once(gk, 'A', s.C, s.OC, impl::k_block(s.C, gk.kc), U, s.C, 1, KK, KSU, 'W');
 }
 
 bool packed_weight_fits(const PackedMatrix& pm, const impl::KernelSet& ks, const Conv2dShape& s) {
-  const impl::KernelSet& gk = gemm_kernels(ks);
-  return impl::packed_fits(pm, &gk, 'A', s.C, s.OC, impl::k_block(s.C, gk.kc), 16, 'W');
+  const int m = tile(s, /*u_kept=*/true);
+  if (!m) return false;
+  const impl::KernelSet& gk = gemm_kernels(ks, m);
+  return impl::packed_fits(pm, &gk, 'A', s.C, s.OC, impl::k_block(s.C, gk.kc), matrices(m), 'W');
 }
 
-bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const float* x, const float* w,
+bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, const float* x, const float* w,
                      const float* bias, float* y, const PackedMatrix* packed_u) {
-  const Kernels* wk = active();
+  const Kernels* wk = active(m);
   if (!wk) return false;
+  const int64_t KK = matrices(m);
+  if (packed_u && packed_u->count != KK) packed_u = nullptr;  // kept for the other tile size
   const int64_t IC = s.C, OC = s.OC, H = s.H, W = s.W, pad = s.pad_h, OH = s.OH(), OW = s.OW();
-  const int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2, rows_total = s.N * TH;
-  const impl::KernelSet& gk = gemm_kernels(ks);
+  const int64_t TH = (OH + m - 1) / m, TW = (OW + m - 1) / m, rows_total = s.N * TH;
+  const impl::KernelSet& gk = gemm_kernels(ks, m);
   ThreadPool& pool = ThreadPool::global();
   const int nt = ThreadPool::in_parallel() ? 1 : pool.num_threads();
   // Few tiles (one small image): splitting them would leave each thread GEMMs a few
   // columns wide, so the threads share the output channels instead, each transforming
   // all input tiles itself (cheaper than moving V between cores).
   const int parts = nt > 1 && rows_total * TW < kMinTilesPerThread * nt ? nt : 1;
-  const int64_t rows = chunk_rows(IC, OC, TW, rows_total, parts > 1 ? 1 : nt), nchunks = (rows_total + rows - 1) / rows;
+  const int64_t rows = chunk_rows(KK, IC, OC, TW, rows_total, parts > 1 ? 1 : nt);
+  const int64_t nchunks = (rows_total + rows - 1) / rows;
   const int64_t Tmax = rows * TW, P = OC * IC;
   const int64_t KSU = kstride(P), KSV = kstride(IC * Tmax), KSM = kstride(OC * Tmax);
-  const size_t per_chunk = static_cast<size_t>(16 * (KSV + KSM));
+  const size_t per_chunk = static_cast<size_t>(KK * (KSV + KSM));
+  const size_t tmp_floats = static_cast<size_t>(wk->tmp_floats(Tmax, TW, W));
 
-  // The 16 GEMMs of one chunk, output channels [o0, o1) (o0 a multiple of mr).
+  // The α² GEMMs of one chunk, output channels [o0, o1) (o0 a multiple of mr).
   auto gemms = [&](const float* U, const float* V, float* Mb, int64_t T, int64_t o0, int64_t o1) {
-    for (int64_t k = 0; k < 16; ++k) {
+    for (int64_t k = 0; k < KK; ++k) {
       impl::ASource a{U + k * KSU, IC, 1};
       if (packed_u) a.packed = packed_u->data + k * packed_u->stride, a.packed_mp = packed_u->P;
       const impl::BSource b{0, V + k * KSV, T, 1, nullptr, nullptr};
@@ -166,10 +185,10 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
   std::atomic<bool> ok{true};
   // Work item i: chunk i / parts, output-channel share i % parts.
   auto run_items = [&](int64_t ib, int64_t ie) {
-    alignas(64) float tmp[8 * (kMaxTW + 16)];
-    float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(16 * KSU));
+    float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(KK * KSU));
     float* vm = tl_vm.get(per_chunk);
-    if ((!packed_u && !U) || !vm) {
+    float* tmp = tl_tmp.get(tmp_floats);
+    if ((!packed_u && !U) || !vm || !tmp) {
       ok.store(false);
       return;
     }
@@ -182,7 +201,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, const floa
       impl::block_range(OC, gk.mr, parts, int(item % parts), &o0, &o1);
       const int64_t T = (r1 - r0) * TW;
       float* V = vm;
-      float* Mb = vm + 16 * KSV;
+      float* Mb = vm + KK * KSV;
       wk->input(x, IC, H, W, pad, TH, TW, r0, r1, 0, IC, T, KSV, V, tmp);
       gemms(U, V, Mb, T, o0, o1);
       wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, o0, o1, T, KSM, bias, y, tmp);

@@ -1,8 +1,9 @@
-// Winograd F(2×2, 3×3) transforms, AVX2: the ISA layer for the shared body in
+// Winograd F(2×2, 3×3) and F(4×4, 3×3) transforms, AVX2: the ISA layer for the shared body in
 // simd/winograd_kernels.inl (compiled with the AVX2 flags; internal linkage only).
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/winograd.h"
 
@@ -23,6 +24,7 @@ inline void vstoren(float* p, V v, int64_t n) { _mm256_maskstore_ps(p, tailmask(
 inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
 inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 // e[j] = src[2j], o[j] = src[2j + 1], j < n.
 inline void deint(const float* src, int64_t n, float* e, float* o) {
   int64_t j = 0;
@@ -39,8 +41,21 @@ inline void deint(const float* src, int64_t n, float* e, float* o) {
   }
 }
 
+// F(4×4) patch columns of one zero-padded input row (row[k] = x[k − pad], readable to
+// 4·TW + 32): dst[j·RS + tw] = row[4tw + j], j < 6, tw < TW.
+inline void cols4(const float* row, int64_t TW, float* dst, int64_t RS) {
+  for (int j = 0; j < 6; ++j)
+    for (int64_t tw = 0; tw < TW; ++tw) dst[j * RS + tw] = row[4 * tw + j];
+}
+// One F(4×4) output row from its four column phases: yr[k] = Y_{k mod 4}[k div 4], k < n,
+// Y_j = y + j·RS.
+inline void interleave4(const float* y, int64_t RS, int64_t n, float* yr) {
+  for (int64_t k = 0; k < n; ++k) yr[k] = y[(k % 4) * RS + k / 4];
+}
+
 #include "kernels/simd/winograd_kernels.inl"
+#include "kernels/simd/winograd4_kernels.inl"
 
 }  // namespace
-const Kernels* kernels() { return &kWinoKernels; }
+const Kernels* kernels(int m) { return m == 4 ? &kWino4Kernels : &kWinoKernels; }
 }  // namespace fd::kernels::wino::avx2

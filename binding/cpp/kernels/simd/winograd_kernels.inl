@@ -169,4 +169,6 @@ void wino_output(const float* M, int64_t OC, int64_t OH, int64_t OW, int64_t TH,
   }
 }
 
-const wino::Kernels kWinoKernels = {&wino_weight, &wino_input, &wino_output};
+int64_t wino_tmp_floats(int64_t, int64_t TW, int64_t) { return 8 * (TW + 16); }
+
+const wino::Kernels kWinoKernels = {2, &wino_weight, &wino_input, &wino_output, &wino_tmp_floats};
