@@ -1,5 +1,6 @@
 // Winograd F(2×2, 3×3) and F(4×4, 3×3) transforms, AVX2: the ISA layer for the shared body in
-// simd/winograd_kernels.inl (compiled with the AVX2 flags; internal linkage only).
+// simd/winograd_kernels.inl and simd/winograd4_kernels.inl (compiled with the AVX2 flags;
+// internal linkage only).
 #include <immintrin.h>
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Winograd F(4×4, 3×3) transforms (see kernels/winograd.h), on the same per-ISA vector
-// layer as simd/winograd_kernels.inl (plus vfma(a, b, c) = a·b + c), textually included
-// after it. Interpolation points 0, ±1, ±2, ∞ (Lavin & Gray 2016, §4.2):
+// layer as simd/winograd_kernels.inl (plus vfma(a, b, c) = a·b + c and the gather / scatter
+// helpers cols4 and interleave4), textually included after it. Interpolation points 0, ±1, ±2, ∞ (Lavin & Gray 2016, §4.2):
 //   Bᵀ = [[4,0,−5,0,1,0],[0,−4,−4,1,1,0],[0,4,−4,−1,1,0],[0,−2,−1,2,1,0],[0,2,−1,−2,1,0],[0,4,0,−5,0,1]]
 //   G  = [[¼,0,0],[−⅙,−⅙,−⅙],[−⅙,⅙,−⅙],[1/24,1/12,⅙],[1/24,−1/12,⅙],[0,0,1]]
 //   Aᵀ = [[1,1,1,1,1,0],[0,1,−1,2,−2,0],[0,1,1,4,4,0],[0,1,−1,8,−8,1]]
@@ -46,6 +46,29 @@ inline void store_or_tail(float* p, V v, int64_t n) {
     vstoren(p, v, n);
 }
 
+// Zero-padded copies of input rows: plane[(hh − hh0)·WP + k] = x[hh − pad][k − pad] for
+// padded rows hh ∈ [hh0, hh1), zero outside the image, WP floats per row.
+inline void pad_rows(const float* xc, int64_t H, int64_t Wd, int64_t pad, int64_t hh0, int64_t hh1, int64_t WP,
+                     float* plane) {
+  for (int64_t hh = hh0; hh < hh1; ++hh) {
+    float* __restrict dst = plane + (hh - hh0) * WP;
+    const int64_t h = hh - pad;
+    if (h < 0 || h >= H) {
+      std::memset(dst, 0, sizeof(float) * static_cast<size_t>(WP));
+      continue;
+    }
+    for (int64_t k = 0; k < pad; ++k) dst[k] = 0.f;
+    std::memcpy(dst + pad, xc + h * Wd, sizeof(float) * static_cast<size_t>(Wd));
+    for (int64_t k = pad + Wd; k < WP; ++k) dst[k] = 0.f;
+  }
+}
+
+// Floats per padded input row: the 4·TW + 2 columns the tiles read, plus slack for cols4's loads.
+inline int64_t row_floats(int64_t TW, int64_t Wd) {
+  const int64_t need = 4 * TW + 2 + 32;
+  return ((need > Wd + 2 ? need : Wd + 2) + 15) / 16 * 16;
+}
+
 }  // namespace w4
 
 // U = G g Gᵀ (36 matrices), W (oc, ic) pairs at a time.
@@ -81,43 +104,20 @@ void wino4_weight(const float* w, int64_t P, int64_t p0, int64_t p1, int64_t KS,
   }
 }
 
-// Zero-padded copies of input rows: plane[(hh − hh0)·WP + k] = x[hh − pad][k − pad] for
-// padded rows hh ∈ [hh0, hh1), zero outside the image, WP floats per row.
-inline void pad_rows(const float* xc, int64_t H, int64_t Wd, int64_t pad, int64_t hh0, int64_t hh1, int64_t WP,
-                     float* plane) {
-  for (int64_t hh = hh0; hh < hh1; ++hh) {
-    float* __restrict dst = plane + (hh - hh0) * WP;
-    const int64_t h = hh - pad;
-    if (h < 0 || h >= H) {
-      std::memset(dst, 0, sizeof(float) * static_cast<size_t>(WP));
-      continue;
-    }
-    for (int64_t k = 0; k < pad; ++k) dst[k] = 0.f;
-    std::memcpy(dst + pad, xc + h * Wd, sizeof(float) * static_cast<size_t>(Wd));
-    for (int64_t k = pad + Wd; k < WP; ++k) dst[k] = 0.f;
-  }
-}
-
-// Floats per padded input row: the 4·TW + 2 columns the tiles read, plus slack for cols4's loads.
-inline int64_t w4_row_floats(int64_t TW, int64_t Wd) {
-  const int64_t need = 4 * TW + 2 + 32;
-  return ((need > Wd + 2 ? need : Wd + 2) + 15) / 16 * 16;
-}
-
 // V = Bᵀ d B for the patches d at rows 4·th − pad + i, columns 4·tw − pad + j (zero outside).
 // Per channel, the chunk's input rows are copied zero-padded (each once), their patches
 // gathered as D[6i + j][t] (cols4 of the ISA layer: each padded row gives the six patch
 // columns of its tiles), and the transform runs over t in full vectors.
 void wino4_input(const float* x, int64_t C, int64_t H, int64_t Wd, int64_t pad, int64_t TH, int64_t TW, int64_t r0,
                  int64_t r1, int64_t c0, int64_t c1, int64_t T, int64_t KS, float* Vout, float* tmp) {
-  const int64_t RS = w4::row_stride(T), WP = w4_row_floats(TW, Wd);
+  const int64_t RS = w4::row_stride(T), WP = w4::row_floats(TW, Wd);
   float* D = tmp;
   float* plane = D + 36 * RS;  // (4·rows + 2)·WP floats
   for (int64_t c = c0; c < c1; ++c) {
     for (int64_t ra = r0; ra < r1;) {  // runs of tile rows [ra, rb) of one image
       const int64_t n = ra / TH, tha = ra % TH;
       const int64_t rb = (n + 1) * TH < r1 ? (n + 1) * TH : r1, thb = tha + (rb - ra);
-      pad_rows(x + (n * C + c) * H * Wd, H, Wd, pad, 4 * tha, 4 * thb + 2, WP, plane);
+      w4::pad_rows(x + (n * C + c) * H * Wd, H, Wd, pad, 4 * tha, 4 * thb + 2, WP, plane);
       for (int64_t th = tha; th < thb; ++th) {
         const int64_t t0 = (ra - r0 + th - tha) * TW;
         for (int i = 0; i < 6; ++i) cols4(plane + (4 * (th - tha) + i) * WP, TW, D + 6 * i * RS + t0, RS);
@@ -184,7 +184,7 @@ void wino4_output(const float* M, int64_t OC, int64_t OH, int64_t OW, int64_t TH
 
 // Scratch for wino4_input (D and the padded rows; T = rows·TW) and wino4_output (Y).
 int64_t wino4_tmp_floats(int64_t T, int64_t TW, int64_t W_in) {
-  return 36 * w4::row_stride(T) + (4 * (T / TW) + 2) * w4_row_floats(TW, W_in);
+  return 36 * w4::row_stride(T) + (4 * (T / TW) + 2) * w4::row_floats(TW, W_in);
 }
 
 const wino::Kernels kWino4Kernels = {4, &wino4_weight, &wino4_input, &wino4_output, &wino4_tmp_floats};
