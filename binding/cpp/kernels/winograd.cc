@@ -45,10 +45,10 @@ constexpr int64_t kKeptMinChannelsThreaded = 128;
 constexpr int64_t kMinTilesPerThread = 16;
 // F(4×4, 3×3) (2.25 multiplications per output instead of F(2×2)'s 4) wins from 16 of its
 // 4×4 tiles (a 14×14 map) with U kept, on 1 and 2 threads; per call (36 weight matrices to
-// transform) from 16 tiles per thread. Zen 5 VM, µs, F(2×2) → F(4×4), kept U: 1 thread
-// 128→128 at 28×28 972 → 729, at 14×14 274 → 190, batch 16 at 14×14 3482 → 3208; 2 threads
-// 64→64 at 28×28 168 → 121 (direct 167), 128→128 at 14×14 159 → 123. With 4 tiles (7×7) it
-// loses (87 → 151): 4-column GEMMs. Not under bf16 GEMMs (see gemm_kernels).
+// transform) from 16 tiles per thread. Zen 5 VM, µs, F(2×2) → F(4×4), kept U (bench/RESULTS.md):
+// 1 thread 128→128 at 28×28 992 → 706, at 14×14 285 → 237, batch 16 at 14×14 4053 → 3759;
+// 2 threads 64→64 at 28×28 221 → 156 (direct 186), 128→128 at 14×14 182 → 157. With 4 tiles
+// (7×7) it loses (103 → 172): 4-column GEMMs. Not under bf16 GEMMs (see gemm_kernels).
 constexpr int64_t kF4MinTiles = 16;
 
 // The kernel set of the α² GEMMs: for F(2×2), bfloat16 operands under matmul precision
