@@ -168,7 +168,8 @@ Napi::Value Softmax(const Args& a) {
   return wrap(a.env(), ops::softmax(a.tensor(0, "x"), a.integer(1, "axis"), a.boolean(2, "log")));
 }
 Napi::Value Attention(const Args& a) {
-  return wrap(a.env(), ops::attention(a.tensor(0, "q"), a.tensor(1, "k"), a.tensor(2, "v"), float(a.number(3, "scale"))));
+  return wrap(a.env(), ops::attention(a.tensor(0, "q"), a.tensor(1, "k"), a.tensor(2, "v"), float(a.number(3, "scale")),
+                                      a.boolean(4, "tokensMajor")));
 }
 
 // ---- embeddings, dropout, loss ----

@@ -133,7 +133,7 @@ export interface Binding {
   groupNorm(x: T, groups: number, w: T | null, b: T | null, eps: number, silu: boolean): T;
   layerNorm(x: T, w: T | null, b: T | null, eps: number): T;
   softmax(x: T, axis: number, log: boolean): T;
-  attention(q: T, k: T, v: T, scale: number): T;
+  attention(q: T, k: T, v: T, scale: number, tokensMajor: boolean): T;
   timestepEmbedding(t: T, dim: number, flip: boolean, shift: number, scale: number, maxPeriod: number): T;
   embedding(w: T, labels: number[]): T;
   dropout(x: T, p: number, seed: Seed, offset: Seed): T;

@@ -386,11 +386,19 @@ export function layerNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | nul
 }
 export function softmax(x: Tensor, axis = -1): Tensor { return wrap(native.softmax(h("softmax", x), int("softmax", axis, "axis"), false)); }
 export function logSoftmax(x: Tensor, axis = -1): Tensor { return wrap(native.softmax(h("logSoftmax", x), int("logSoftmax", axis, "axis"), true)); }
-/** softmax(q·kᵀ·scale)·v on [B, H, N, D] (self or cross), in blocks with an online softmax. */
-export function attention(q: Tensor, k: Tensor, v: Tensor, options: { scale?: number } = {}): Tensor {
+/**
+ * softmax(q·kᵀ·scale)·v per head (self or cross), in blocks with an online softmax. `layout` "bhnd" (default):
+ * q, k, v and the result are [B, H, N, D]; "bnhd": [B, N, H, D], a projection's [B, N, H·D] output reshaped,
+ * which saves the permutes around the attention.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, options: { scale?: number; layout?: "bhnd" | "bnhd" } = {}): Tensor {
+  const layout = options.layout ?? "bhnd";
+  if (layout !== "bhnd" && layout !== "bnhd") {
+    throw argumentError("attention", `layout must be "bhnd" or "bnhd", got ${JSON.stringify(layout)}`);
+  }
   const d = q.shape[q.rank - 1] ?? 1;
   return wrap(native.attention(h("attention", q, "q"), h("attention", k, "k"), h("attention", v, "v"),
-    finite("attention", options.scale ?? 1 / Math.sqrt(d), "scale")));
+    finite("attention", options.scale ?? 1 / Math.sqrt(d), "scale"), layout === "bnhd"));
 }
 
 // ---------------------------------------------------------------- embeddings, dropout, losses

@@ -22,6 +22,11 @@ test("shape mismatches name the op and both shapes", () => {
     expect(error(() => fd.reshape(fd.zeros([2, 3]), [4, 2])).message).toMatch(/reshape.*\[2, 3\]/);
     expect(error(() => fd.groupNorm(fd.zeros([2, 6, 4]), 4)).message).toMatch(/6 channels/);
     expect(error(() => fd.attention(fd.zeros([1, 2, 3, 4]), fd.zeros([1, 2, 5, 8]), fd.zeros([1, 2, 5, 4]))).code).toBe("ERR_SHAPE");
+    // tokens-major: heads on axis 2 must agree (here 2 vs 3), and the message gives that layout
+    expect(error(() => fd.attention(fd.zeros([1, 3, 2, 4]), fd.zeros([1, 5, 3, 4]), fd.zeros([1, 5, 3, 4]), { layout: "bnhd" })).message)
+      .toMatch(/attention: expected q \[B, Nq, H, D\].*\[1, 3, 2, 4\], \[1, 5, 3, 4\]/);
+    const badLayout = error(() => fd.attention(fd.zeros([1, 1, 1, 1]), fd.zeros([1, 1, 1, 1]), fd.zeros([1, 1, 1, 1]), { layout: "nhd" as "bnhd" }));
+    expect([badLayout.code, badLayout.message]).toEqual(["ERR_ARGUMENT", 'attention: layout must be "bhnd" or "bnhd", got "nhd"']);
     expect(error(() => fd.linear(fd.zeros([2, 3]), fd.zeros([4, 5]))).message).toMatch(/linear/);
     expect(error(() => fd.tensor(new Float32Array(5), [2, 3])).code).toBe("ERR_SHAPE");
   });

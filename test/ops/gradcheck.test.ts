@@ -229,6 +229,9 @@ add("attention self q,k,v [1,2,7,8]", SMOOTH, () => ({ f: (q, k, v) => fd.attent
 add("attention cross q [2,2,5,8] k [2,2,9,8] v [2,2,9,12]", SMOOTH, () => ({
   f: (q, k, v) => fd.attention(q, k, v), xs: [R([2, 2, 5, 8], 2), R([2, 2, 9, 8], 2), R([2, 2, 9, 12])],
 }));
+add("attention tokens-major q [2,5,2,8] k [2,9,2,8] v [2,9,2,12]", SMOOTH, () => ({
+  f: (q, k, v) => fd.attention(q, k, v, { layout: "bnhd" }), xs: [R([2, 5, 2, 8], 2), R([2, 9, 2, 8], 2), R([2, 9, 2, 12])],
+}));
 add("attention scale 0.7 q [1,1,1,3] k,v [1,1,4,3]", SMOOTH, () => ({
   f: (q, k, v) => fd.attention(q, k, v, { scale: 0.7 }), xs: [R([1, 1, 1, 3]), R([1, 1, 4, 3]), R([1, 1, 4, 3])],
 }));

@@ -208,6 +208,11 @@ const STRUCTURED: Case[] = [
     inputs(R([b!, h!, nq!, d!], 400 + i, 2), R([b!, h!, nk!, d!], 500 + i, 2), R([b!, h!, nk!, dv!], 600 + i)),
     (q, k, v) => fd.attention(q, k, v),
   ]),
+  ...ATTENTION.filter((_, i) => i % 3 === 1).map(([b, h, nq, nk, d, dv], i): Case => [
+    `attention tokens-major B${b} Nq${nq} Nk${nk} H${h} D${d} Dv${dv}`,
+    inputs(R([b!, nq!, h!, d!], 430 + i, 2), R([b!, nk!, h!, d!], 530 + i, 2), R([b!, nk!, h!, dv!], 630 + i)),
+    (q, k, v) => fd.attention(q, k, v, { layout: "bnhd" }),
+  ]),
   ...([[16, 64, 28, 28, 32], [3, 6, 7, 5, 3], [2, 33, 9, 1, 11], [1, 1, 1, 1, 1]] as const).flatMap(([n, c, hh, ww, g], i) =>
     [false, true].flatMap((silu) => [true, false].map((affine): Case => [
       `groupNorm N${n} C${c} ${hh}x${ww} G${g} silu ${silu} affine ${affine}`,
@@ -357,6 +362,25 @@ else describe.each(ISAS)("%s vs scalar", (isa) => {
       expect(diff("ema", ema(isa), ema("scalar"), TOL_GEMM)).toEqual([]);
     });
   });
+});
+
+// ---------------------------------------------------------------- attention layouts
+// The tokens-major kernels run the same arithmetic as the heads-major ones with other strides, so on
+// each kernel set attention(q, k, v, "bnhd") equals the heads-major result permuted, bit for bit
+// (output and all three gradients).
+describe.each(["scalar", ...ISAS] as Isa[])("attention layouts (%s): [B, N, H, D] equals [B, H, N, D] permuted, bit for bit", (isa) => {
+  const toHeads = (t: fd.Tensor) => fd.permute(t, [0, 2, 1, 3]);
+  test.each([[2, 3, 33, 65, 64, 24], [1, 4, 196, 196, 64, 64], [2, 2, 7, 1, 8, 8]])(
+    "B%i H%i Nq%i Nk%i D%i Dv%i",
+    (b, h, nq, nk, d, dv) => {
+      const make = inputs(R([b, nq, h, d], 1, 2), R([b, nk, h, d], 2, 2), R([b, nk, h, dv], 3));
+      const tokens = run(isa, make, (q, k, v) => fd.attention(q, k, v, { layout: "bnhd" }));
+      const heads = run(isa, make, (q, k, v) => fd.permute(fd.attention(toHeads(q), toHeads(k), toHeads(v)), [0, 2, 1, 3]));
+      expect(tokens.map((a) => a.length)).toEqual(heads.map((a) => a.length));
+      const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      tokens.forEach((a, k) => expect([k, Buffer.compare(bytes(a), bytes(heads[k]!))]).toEqual([k, 0]));
+    },
+  );
 });
 
 // ---------------------------------------------------------------- determinism

@@ -50,27 +50,26 @@ void run_tasks(int64_t ntasks, size_t scratch_floats, const Body& body) {
 void ref_forward_threaded(const AttentionShape& s, const float* q, const float* k, const float* v, float* o,
                           float* lse) {
   ThreadPool::global().parallel_for(s.B * s.H, 1, [&](int64_t b0, int64_t b1) {
-    AttentionShape h = s;
-    h.B = b1 - b0;
-    h.H = 1;
-    ref::attention_forward(h, q + b0 * s.Nq * s.D, k + b0 * s.Nk * s.D, v + b0 * s.Nk * s.Dv, o + b0 * s.Nq * s.Dv,
-                           lse + b0 * s.Nq);
+    ref::attention_forward(s, q, k, v, o, lse, b0, b1);
   });
 }
 
 void ref_backward_threaded(const AttentionShape& s, const float* q, const float* k, const float* v, const float* o,
                            const float* lse, const float* go, float* gq, float* gk, float* gv) {
   ThreadPool::global().parallel_for(s.B * s.H, 1, [&](int64_t b0, int64_t b1) {
-    AttentionShape h = s;
-    h.B = b1 - b0;
-    h.H = 1;
-    const int64_t qo = b0 * s.Nq, ko = b0 * s.Nk;
-    ref::attention_backward(h, q + qo * s.D, k + ko * s.D, v + ko * s.Dv, o + qo * s.Dv, lse + qo, go + qo * s.Dv,
-                            gq + qo * s.D, gk + ko * s.D, gv + ko * s.Dv);
+    ref::attention_backward(s, q, k, v, o, lse, go, gq, gk, gv, b0, b1);
   });
 }
 
 }  // namespace
+
+int64_t head_offset(const AttentionShape& s, int64_t bh, int64_t n, int64_t d) {
+  if (!s.tokens_major) return bh * n * d;
+  const int64_t b = bh / s.H, h = bh % s.H;
+  return (b * n * s.H + h) * d;
+}
+
+int64_t row_stride(const AttentionShape& s, int64_t d) { return s.tokens_major ? s.H * d : d; }
 
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v, float* o, float* lse) {
   const int64_t BH = s.B * s.H;

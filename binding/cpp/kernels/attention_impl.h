@@ -18,10 +18,12 @@
 namespace fd::kernels {
 
 namespace ref {
-// The plain oracle: one row of scores at a time, double accumulation. Single-threaded.
-void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v, float* o, float* lse);
+// The plain oracle: one row of scores at a time, double accumulation; heads [bh_begin, bh_end).
+void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v, float* o, float* lse,
+                       int64_t bh_begin, int64_t bh_end);
 void attention_backward(const AttentionShape& s, const float* q, const float* k, const float* v, const float* o,
-                        const float* lse, const float* go, float* gq, float* gk, float* gv);
+                        const float* lse, const float* go, float* gq, float* gk, float* gv, int64_t bh_begin,
+                        int64_t bh_end);
 }  // namespace ref
 
 namespace impl {

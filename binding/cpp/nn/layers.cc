@@ -34,21 +34,14 @@ void timestep_mlp_specs(const SpecList& s, int64_t in, int64_t out) {
   s.linear("linear_2", out, out);
 }
 
-// [B, N, heads·d] → [B, heads, N, d]
-static TensorPtr split_heads(const TensorPtr& x, int64_t heads, int64_t head_dim) {
-  const int64_t B = x->shape[0], N = x->shape[1];
-  return ops::permute(ops::reshape(x, {B, N, heads, head_dim}), {0, 2, 1, 3});
-}
-
+// The projections' token rows [B, N, heads·d] are read as [B, N, heads, d] (tokens-major attention): no permutes.
 TensorPtr self_attention(const Weights& w, const TensorPtr& tokens, int64_t heads, int64_t head_dim) {
   FD_CHECK(tokens->dim() == 3, ErrorCode::Shape, "attention: expected tokens [B, N, C], got ", shape_str(tokens->shape));
   const int64_t B = tokens->shape[0], N = tokens->shape[1];
-  TensorPtr q = split_heads(linear(w.sub("to_q"), tokens), heads, head_dim);
-  TensorPtr k = split_heads(linear(w.sub("to_k"), tokens), heads, head_dim);
-  TensorPtr v = split_heads(linear(w.sub("to_v"), tokens), heads, head_dim);
-  TensorPtr o = ops::attention(q, k, v, 1.f / std::sqrt(float(head_dim)));
-  o = ops::reshape(ops::permute(o, {0, 2, 1, 3}), {B, N, heads * head_dim});
-  return linear(w.sub("to_out").sub(0), o);
+  auto project = [&](const char* name) { return ops::reshape(linear(w.sub(name), tokens), {B, N, heads, head_dim}); };
+  TensorPtr o = ops::attention(project("to_q"), project("to_k"), project("to_v"), 1.f / std::sqrt(float(head_dim)),
+                               /*tokens_major=*/true);
+  return linear(w.sub("to_out").sub(0), ops::reshape(o, {B, N, heads * head_dim}));
 }
 
 void self_attention_specs(const SpecList& s, int64_t channels, int64_t heads, int64_t head_dim, bool bias,

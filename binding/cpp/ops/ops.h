@@ -74,7 +74,9 @@ TensorPtr group_norm(const TensorPtr& x, int64_t groups, const TensorPtr& gamma,
                      bool silu);
 TensorPtr layer_norm(const TensorPtr& x, const TensorPtr& gamma, const TensorPtr& beta, float eps);
 TensorPtr softmax(const TensorPtr& x, int64_t axis, bool log);
-TensorPtr attention(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, float scale);
+// softmax(q·kᵀ·scale)·v per head; q, k, v and the result are [B, H, N, D], or [B, N, H, D] when
+// tokens_major (a projection's [B, N, H·D] output reshaped: no permutes).
+TensorPtr attention(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, float scale, bool tokens_major = false);
 
 // ---- embeddings, dropout, losses (embed.cc) ----
 TensorPtr timestep_embedding(const TensorPtr& t, int64_t dim, bool flip_sin_to_cos, float downscale_freq_shift,

@@ -75,8 +75,8 @@ static inline V log2v(V x) {
   return vfma(vmul(p, z), vset(2.88539008f), e);  // 2/ln 2
 }
 
-// dst[c·LQ + i] = src[i·D + c]·mul for i < nq, c < D; lanes nq..LQ-1 become 0.
-static void transpose_in(const float* src, int64_t nq, int64_t D, float mul, float* dst, int64_t LQ) {
+// dst[c·LQ + i] = src[i·lds + c]·mul for i < nq, c < D; lanes nq..LQ-1 become 0.
+static void transpose_in(const float* src, int64_t lds, int64_t nq, int64_t D, float mul, float* dst, int64_t LQ) {
   const V vm = vset(mul);
   for (int64_t i0 = 0; i0 < LQ; i0 += W) {
     const int64_t ni = min64(W, nq - i0);  // >= 1: LQ is the rounded-up nq
@@ -84,7 +84,7 @@ static void transpose_in(const float* src, int64_t nq, int64_t D, float mul, flo
       const int64_t nc = min64(W, D - c0);
       const LM cm = tail_mask(nc);
       V r[W];
-      for (int k = 0; k < W; ++k) r[k] = k < ni ? vmul(vloadm(src + (i0 + k) * D + c0, cm), vm) : vzero();
+      for (int k = 0; k < W; ++k) r[k] = k < ni ? vmul(vloadm(src + (i0 + k) * lds + c0, cm), vm) : vzero();
       transpose(r);
       for (int k = 0; k < nc; ++k) vstore(dst + (c0 + k) * LQ + i0, r[k]);
     }
@@ -113,10 +113,10 @@ static void transpose_out(const float* src, int64_t C, int64_t LQ, const float* 
   }
 }
 
-// One query block of one head.
+// One query block of one head. Token rows are ldq apart in q and k, ldv apart in v and o.
 static void fwd_block(const AttentionShape& s, const float* qh, const float* kh, const float* vh, float* oh,
                       float* lseh, int64_t i0, float* scratch) {
-  const int64_t D = s.D, Dv = s.Dv, Nk = s.Nk;
+  const int64_t D = s.D, Dv = s.Dv, Nk = s.Nk, ldq = row_stride(s, D), ldv = row_stride(s, Dv);
   const int64_t nq = min64(BQ, s.Nq - i0);
   const int nv = static_cast<int>((nq + W - 1) / W);
   const int64_t LQ = nv * W;
@@ -127,7 +127,7 @@ static void fwd_block(const AttentionShape& s, const float* qh, const float* kh,
   float* l = m + BQ;           // running sum
   float* alpha = l + BQ;       // per-block rescale factor
 
-  transpose_in(qh + i0 * D, nq, D, s.scale * kLog2e, Qt, LQ);
+  transpose_in(qh + i0 * ldq, ldq, nq, D, s.scale * kLog2e, Qt, LQ);
   for (int v = 0; v < nv; ++v) {
     vstorea(m + v * W, vset(-INFINITY));
     vstorea(l + v * W, vzero());
@@ -136,7 +136,7 @@ static void fwd_block(const AttentionShape& s, const float* qh, const float* kh,
   for (int64_t j0 = 0; j0 < Nk; j0 += BK) {
     const int64_t nk = min64(BK, Nk - j0);
     // S^T = K_blk · Q^T   (nk × LQ)
-    gemm<false, false>(nk, LQ, D, kh + j0 * D, D, 1, Qt, LQ, S, LQ, nullptr);
+    gemm<false, false>(nk, LQ, D, kh + j0 * ldq, ldq, 1, Qt, LQ, S, LQ, nullptr);
     // online softmax, one lane per query
     for (int v = 0; v < nv; ++v) {
       float* sv = S + v * W;
@@ -166,9 +166,9 @@ static void fwd_block(const AttentionShape& s, const float* qh, const float* kh,
     }
     // O^T = alpha ∘ O^T + V_blk^T · P^T   (Dv × LQ)
     if (j0 == 0)
-      gemm<false, false>(Dv, LQ, nk, vh + j0 * Dv, 1, Dv, S, LQ, Ot, LQ, nullptr);
+      gemm<false, false>(Dv, LQ, nk, vh + j0 * ldv, 1, ldv, S, LQ, Ot, LQ, nullptr);
     else
-      gemm<true, true>(Dv, LQ, nk, vh + j0 * Dv, 1, Dv, S, LQ, Ot, LQ, alpha);
+      gemm<true, true>(Dv, LQ, nk, vh + j0 * ldv, 1, ldv, S, LQ, Ot, LQ, alpha);
   }
 
   const V ln2 = vset(static_cast<float>(kLn2));
@@ -178,13 +178,13 @@ static void fwd_block(const AttentionShape& s, const float* qh, const float* kh,
     vstorem(lseh + i0 + v * W, tail_mask(nq - v * W), vmul(lse2, ln2));
     vstorea(alpha + v * W, vdiv(vset(1.f), lv));
   }
-  transpose_out(Ot, Dv, LQ, alpha, nq, oh + i0 * Dv, Dv);
+  transpose_out(Ot, Dv, LQ, alpha, nq, oh + i0 * ldv, ldv);
 }
 
-// One head of the backward pass.
+// One head of the backward pass. Token rows are ldq apart in q, k and their gradients, ldv apart in the rest.
 static void bwd_head(const AttentionShape& s, const float* qh, const float* kh, const float* vh, const float* oh,
                      const float* lseh, const float* goh, float* gqh, float* gkh, float* gvh, float* scratch) {
-  const int64_t D = s.D, Dv = s.Dv, Nk = s.Nk, Nq = s.Nq;
+  const int64_t D = s.D, Dv = s.Dv, Nk = s.Nk, Nq = s.Nq, ldq = row_stride(s, D), ldv = row_stride(s, Dv);
   float* Qt = scratch;          // D × LQ   (scaled by scale·log2 e)
   float* dOt = Qt + D * BQ;     // Dv × LQ
   float* dQt = dOt + Dv * BQ;   // D × LQ
@@ -194,20 +194,22 @@ static void bwd_head(const AttentionShape& s, const float* qh, const float* kh, 
   float* Di = lse2 + BQ;        // rowsum(dO ∘ O)
   const V vscale = vset(s.scale);
 
-  for (int64_t x = 0; x < Nk * D; ++x) gkh[x] = 0.f;
-  for (int64_t x = 0; x < Nk * Dv; ++x) gvh[x] = 0.f;
+  for (int64_t j = 0; j < Nk; ++j) {
+    for (int64_t c = 0; c < D; ++c) gkh[j * ldq + c] = 0.f;
+    for (int64_t c = 0; c < Dv; ++c) gvh[j * ldv + c] = 0.f;
+  }
 
   for (int64_t i0 = 0; i0 < Nq; i0 += BQ) {
     const int64_t nq = min64(BQ, Nq - i0);
     const int nv = static_cast<int>((nq + W - 1) / W);
     const int64_t LQ = nv * W;
-    transpose_in(qh + i0 * D, nq, D, s.scale * kLog2e, Qt, LQ);
-    transpose_in(goh + i0 * Dv, nq, Dv, 1.f, dOt, LQ);
+    transpose_in(qh + i0 * ldq, ldq, nq, D, s.scale * kLog2e, Qt, LQ);
+    transpose_in(goh + i0 * ldv, ldv, nq, Dv, 1.f, dOt, LQ);
     for (int64_t i = 0; i < LQ; ++i) {
       if (i < nq) {
         lse2[i] = lseh[i0 + i] * kLog2e;
-        const float* gr = goh + (i0 + i) * Dv;
-        const float* orow = oh + (i0 + i) * Dv;
+        const float* gr = goh + (i0 + i) * ldv;
+        const float* orow = oh + (i0 + i) * ldv;
         float acc = 0.f;
         for (int64_t c = 0; c < Dv; ++c) acc += gr[c] * orow[c];
         Di[i] = acc;
@@ -218,8 +220,8 @@ static void bwd_head(const AttentionShape& s, const float* qh, const float* kh, 
     }
     for (int64_t j0 = 0; j0 < Nk; j0 += BK) {
       const int64_t nk = min64(BK, Nk - j0);
-      gemm<false, false>(nk, LQ, D, kh + j0 * D, D, 1, Qt, LQ, S, LQ, nullptr);      // S^T
-      gemm<false, false>(nk, LQ, Dv, vh + j0 * Dv, Dv, 1, dOt, LQ, dP, LQ, nullptr);  // dP^T = V · dO^T
+      gemm<false, false>(nk, LQ, D, kh + j0 * ldq, ldq, 1, Qt, LQ, S, LQ, nullptr);      // S^T
+      gemm<false, false>(nk, LQ, Dv, vh + j0 * ldv, ldv, 1, dOt, LQ, dP, LQ, nullptr);  // dP^T = V · dO^T
       for (int v = 0; v < nv; ++v) {
         const V l2 = vloada(lse2 + v * W);
         const V di = vloada(Di + v * W);
@@ -233,15 +235,15 @@ static void bwd_head(const AttentionShape& s, const float* qh, const float* kh, 
         }
       }
       // dV_blk += P^T-rows · dO_blk ; dK_blk += dS · Q_blk   (reduction over the nq queries)
-      gemm<true, false>(nk, Dv, nq, S, LQ, 1, goh + i0 * Dv, Dv, gvh + j0 * Dv, Dv, nullptr);
-      gemm<true, false>(nk, D, nq, dP, LQ, 1, qh + i0 * D, D, gkh + j0 * D, D, nullptr);
+      gemm<true, false>(nk, Dv, nq, S, LQ, 1, goh + i0 * ldv, ldv, gvh + j0 * ldv, ldv, nullptr);
+      gemm<true, false>(nk, D, nq, dP, LQ, 1, qh + i0 * ldq, ldq, gkh + j0 * ldq, ldq, nullptr);
       // dQ^T += K_blk^T · dS^T
       if (j0 == 0)
-        gemm<false, false>(D, LQ, nk, kh + j0 * D, 1, D, dP, LQ, dQt, LQ, nullptr);
+        gemm<false, false>(D, LQ, nk, kh + j0 * ldq, 1, ldq, dP, LQ, dQt, LQ, nullptr);
       else
-        gemm<true, false>(D, LQ, nk, kh + j0 * D, 1, D, dP, LQ, dQt, LQ, nullptr);
+        gemm<true, false>(D, LQ, nk, kh + j0 * ldq, 1, ldq, dP, LQ, dQt, LQ, nullptr);
     }
-    transpose_out(dQt, D, LQ, nullptr, nq, gqh + i0 * D, D);
+    transpose_out(dQt, D, LQ, nullptr, nq, gqh + i0 * ldq, ldq);
   }
 }
 
@@ -263,8 +265,8 @@ __attribute__((always_inline)) static inline void fwd_range(const AttentionShape
   const int64_t nqb = (s.Nq + BQ - 1) / BQ;
   for (int64_t t = task_begin; t < task_end; ++t) {
     const int64_t bh = t / nqb, qb = t % nqb;
-    fwd_block(s, q + bh * s.Nq * s.D, k + bh * s.Nk * s.D, v + bh * s.Nk * s.Dv, o + bh * s.Nq * s.Dv, lse + bh * s.Nq,
-              qb * BQ, scratch);
+    fwd_block(s, q + head_offset(s, bh, s.Nq, s.D), k + head_offset(s, bh, s.Nk, s.D),
+              v + head_offset(s, bh, s.Nk, s.Dv), o + head_offset(s, bh, s.Nq, s.Dv), lse + bh * s.Nq, qb * BQ, scratch);
   }
 }
 
@@ -277,8 +279,8 @@ __attribute__((always_inline)) static inline void bwd_range(const AttentionShape
                                                             const float* go, float* gq, float* gk, float* gv,
                                                             int64_t bh_begin, int64_t bh_end, float* scratch) {
   for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
-    const int64_t qo = bh * s.Nq, ko = bh * s.Nk;
-    bwd_head(s, q + qo * s.D, k + ko * s.D, v + ko * s.Dv, o + qo * s.Dv, lse + qo, go + qo * s.Dv, gq + qo * s.D,
-             gk + ko * s.D, gv + ko * s.Dv, scratch);
+    const int64_t qo = head_offset(s, bh, s.Nq, s.D), ko = head_offset(s, bh, s.Nk, s.D);
+    const int64_t oo = head_offset(s, bh, s.Nq, s.Dv), vo = head_offset(s, bh, s.Nk, s.Dv);
+    bwd_head(s, q + qo, k + ko, v + vo, o + oo, lse + bh * s.Nq, go + oo, gq + qo, gk + ko, gv + vo, scratch);
   }
 }
