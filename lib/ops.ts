@@ -379,7 +379,10 @@ export function groupNorm(
       bias ? h("groupNorm", bias, "bias") : null, finite("groupNorm", options.eps ?? 1e-5, "eps"), options.silu ?? false),
   );
 }
-/** Layer norm over the last axis, with optional affine weight and bias. */
+/**
+ * Layer norm over the last axis D, with optional affine weight and bias: each [D] (shared by every row), or
+ * [B, D] for x [B, ..., D] (one row per sample — an adaptive norm's scale and shift applied in the same pass).
+ */
 export function layerNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | null, options: { eps?: number } = {}): Tensor {
   return wrap(native.layerNorm(h("layerNorm", x), weight ? h("layerNorm", weight, "weight") : null,
     bias ? h("layerNorm", bias, "bias") : null, finite("layerNorm", options.eps ?? 1e-5, "eps")));

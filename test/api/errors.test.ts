@@ -21,6 +21,10 @@ test("shape mismatches name the op and both shapes", () => {
     expect(error(() => fd.conv2d(fd.zeros([1, 3, 8, 8]), fd.zeros([4, 2, 3, 3]))).code).toBe("ERR_SHAPE");
     expect(error(() => fd.reshape(fd.zeros([2, 3]), [4, 2])).message).toMatch(/reshape.*\[2, 3\]/);
     expect(error(() => fd.groupNorm(fd.zeros([2, 6, 4]), 4)).message).toMatch(/6 channels/);
+    expect(error(() => fd.layerNorm(fd.zeros([2, 3, 4]), fd.zeros([3, 4]))).message)
+      .toBe("layer_norm: weight [3, 4] is neither [4] nor [2, 4] for input [2, 3, 4]");
+    expect(error(() => fd.layerNorm(fd.zeros([2, 3, 4]), fd.zeros([2, 4]), fd.zeros([4]))).message)
+      .toBe("layer_norm: weight [2, 4] and bias [4] must both be shared [D] or both per sample [B, D]");
     expect(error(() => fd.attention(fd.zeros([1, 2, 3, 4]), fd.zeros([1, 2, 5, 8]), fd.zeros([1, 2, 5, 4]))).code).toBe("ERR_SHAPE");
     // tokens-major: heads on axis 2 must agree (here 2 vs 3), and the message gives that layout
     expect(error(() => fd.attention(fd.zeros([1, 3, 2, 4]), fd.zeros([1, 5, 3, 4]), fd.zeros([1, 5, 3, 4]), { layout: "bnhd" })).message)

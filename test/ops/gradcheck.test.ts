@@ -225,6 +225,9 @@ for (const [name, op] of [["softmax", fd.softmax], ["logSoftmax", fd.logSoftmax]
   add(`${name} axis 1 [2,5,3]`, SMOOTH, () => ({ f: (x) => op(x, 1), xs: [R([2, 5, 3], 3)] }));
   add(`${name} axis 0 [4,3]`, SMOOTH, () => ({ f: (x) => op(x, 0), xs: [R([4, 3], 3)] }));
 }
+add("layerNorm per-sample weight and bias x [2,3,5] w,b [2,5]", SMOOTH, () => ({
+  f: (x, w, b) => fd.layerNorm(x, w, b), xs: [R([2, 3, 5], 2), R([2, 5]), R([2, 5])],
+}));
 add("attention self q,k,v [1,2,7,8]", SMOOTH, () => ({ f: (q, k, v) => fd.attention(q, k, v), xs: [R([1, 2, 7, 8]), R([1, 2, 7, 8]), R([1, 2, 7, 8])] }));
 add("attention cross q [2,2,5,8] k [2,2,9,8] v [2,2,9,12]", SMOOTH, () => ({
   f: (q, k, v) => fd.attention(q, k, v), xs: [R([2, 2, 5, 8], 2), R([2, 2, 9, 8], 2), R([2, 2, 9, 12])],

@@ -227,6 +227,11 @@ const STRUCTURED: Case[] = [
     (x, wt, bs) => fd.layerNorm(x, wt ?? null, bs ?? null),
     d === 1 ? TOL_SINGLETON : TOL_GEMM,
   ])),
+  ...([[4, 196, 256], [3, 7, 33], [2, 1, 5]] as const).flatMap(([b, n, d], i) => [true, false].map((bias): Case => [
+    `layerNorm per-sample affine x[${b},${n},${d}] weight [${b},${d}]${bias ? " bias" : ""}`,
+    inputs(R([b, n, d], 830 + i, 2, 0.3), R([b, d], 840 + i, 0.5, 1), ...(bias ? [R([b, d], 850 + i)] : [])),
+    (x, wt, bs) => fd.layerNorm(x, wt, bs ?? null),
+  ])),
   ...([1, 19, 256, 1000] as const).flatMap((d, i) => [
     [`softmax M7 D${d}`, inputs(R([7, d], 900 + i, 5)), (x: fd.Tensor) => fd.softmax(x)] as Case,
     [`logSoftmax M7 D${d}`, inputs(R([7, d], 910 + i, 5)), (x: fd.Tensor) => fd.logSoftmax(x)] as Case,
@@ -381,6 +386,19 @@ describe.each(["scalar", ...ISAS] as Isa[])("attention layouts (%s): [B, N, H, D
       tokens.forEach((a, k) => expect([k, Buffer.compare(bytes(a), bytes(heads[k]!))]).toEqual([k, 0]));
     },
   );
+});
+
+// ---------------------------------------------------------------- per-sample layer norm
+// Weight and bias [B, D] (an adaptive norm's modulation in the norm pass) against the composition it replaces:
+// the plain norm, then ·w[b] + b[b] broadcast over the rows of sample b (forward and all three gradients).
+describe.each(["scalar", ...ISAS] as Isa[])("layerNorm with per-sample weight and bias (%s) = norm·w + b per sample", (isa) => {
+  test.each([[4, 196, 256], [3, 7, 33], [2, 1, 5], [5, 2, 1000]])("x [%i, %i, %i]", (b, n, d) => {
+    const make = inputs(R([b, n, d], 1, 2, 0.3), R([b, d], 2, 0.5, 1), R([b, d], 3));
+    const fused = run(isa, make, (x, w, bs) => fd.layerNorm(x, w, bs));
+    const composed = run(isa, make, (x, w, bs) =>
+      fd.add(fd.mul(fd.layerNorm(x), fd.reshape(w, [b, 1, d])), fd.reshape(bs, [b, 1, d])));
+    expect(diff(`layerNorm [${b},${n},${d}]`, fused, composed, TOL_GEMM)).toEqual([]);
+  });
 });
 
 // ---------------------------------------------------------------- determinism

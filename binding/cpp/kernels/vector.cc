@@ -137,32 +137,53 @@ void group_norm_backward(int64_t N, int64_t C, int64_t HW, int64_t G, const floa
   }
 }
 
+// Calls f(a, b, g) for the runs [a, b) of [r0, r1) that share affine row g (runs of R rows).
+template <class F>
+void affine_runs(int64_t r0, int64_t r1, int64_t R, const F& f) {
+  for (int64_t a = r0; a < r1;) {
+    const int64_t g = a / R, b = std::min(r1, (g + 1) * R);
+    f(a, b, g);
+    a = b;
+  }
+}
+
 void layer_norm_forward(int64_t M, int64_t D, float eps, const float* x, const float* gamma, const float* beta, float* y,
-                        float* mean, float* rstd) {
+                        float* mean, float* rstd, int64_t affine_rows) {
   if (M <= 0 || D <= 0) return;
   const VectorKernels* k = table();
+  const int64_t R = affine_rows > 0 && affine_rows < M ? affine_rows : M;
   for_items(M, D, [&](int64_t r0, int64_t r1) {
-    k->layer_norm_fwd_rows(r1 - r0, D, eps, x + r0 * D, gamma, beta, y + r0 * D, mean ? mean + r0 : nullptr,
-                           rstd ? rstd + r0 : nullptr);
+    affine_runs(r0, r1, R, [&](int64_t a, int64_t b, int64_t g) {
+      k->layer_norm_fwd_rows(b - a, D, eps, x + a * D, gamma ? gamma + g * D : nullptr, beta ? beta + g * D : nullptr,
+                             y + a * D, mean ? mean + a : nullptr, rstd ? rstd + a : nullptr);
+    });
   });
 }
 
 void layer_norm_backward(int64_t M, int64_t D, const float* x, const float* gamma, const float* mean, const float* rstd,
-                         const float* gy, float* gx, float* ggamma, float* gbeta) {
+                         const float* gy, float* gx, float* ggamma, float* gbeta, int64_t affine_rows) {
   if (M <= 0 || D <= 0) return;
   const VectorKernels* k = table();
+  const int64_t R = affine_rows > 0 && affine_rows < M ? affine_rows : M, G = M / R;
   // Parameter gradients first: gx may alias gy.
   if (ggamma || gbeta) {
-    // Column blocks: each column is reduced over all rows, in row order, by one thread.
+    // Column blocks of each affine row: each column is reduced over its R rows, in row order, by one thread.
     constexpr int64_t kCols = 64;
     const int64_t nb = (D + kCols - 1) / kCols;
-    for_items(nb, M * kCols, [&](int64_t b0, int64_t b1) {
-      k->layer_norm_param_grad(M, D, b0 * kCols, std::min(D, b1 * kCols), x, mean, rstd, gy, ggamma, gbeta);
+    for_items(G * nb, R * kCols, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t g = i / nb, c0 = (i % nb) * kCols, r = g * R;
+        k->layer_norm_param_grad(R, D, c0, std::min(D, c0 + kCols), x + r * D, mean + r, rstd + r, gy + r * D,
+                                 ggamma ? ggamma + g * D : nullptr, gbeta ? gbeta + g * D : nullptr);
+      }
     });
   }
   if (gx) {
     for_items(M, 2 * D, [&](int64_t r0, int64_t r1) {
-      k->layer_norm_bwd_rows(r1 - r0, D, x + r0 * D, gamma, mean + r0, rstd + r0, gy + r0 * D, gx + r0 * D);
+      affine_runs(r0, r1, R, [&](int64_t a, int64_t b, int64_t g) {
+        k->layer_norm_bwd_rows(b - a, D, x + a * D, gamma ? gamma + g * D : nullptr, mean + a, rstd + a, gy + a * D,
+                               gx + a * D);
+      });
     });
   }
 }

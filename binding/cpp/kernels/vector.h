@@ -50,11 +50,13 @@ void group_norm_backward(int64_t N, int64_t C, int64_t HW, int64_t G, const floa
                          const float* beta, bool silu, const float* mean, const float* rstd, const float* gy, float* gx,
                          float* ggamma, float* gbeta);
 
-// Layer norm over the last dimension of x [M, D]; gamma/beta [D] may be null.
+// Layer norm over the last dimension of x [M, D]; gamma/beta may be null. They hold one row [D]
+// per `affine_rows` consecutive rows of x (≤ 0 or ≥ M: one row for all; M / affine_rows rows of D
+// otherwise, e.g. one per sample for DiT's adaptive norm), and so do ggamma/gbeta.
 void layer_norm_forward(int64_t M, int64_t D, float eps, const float* x, const float* gamma, const float* beta, float* y,
-                        float* mean, float* rstd);
+                        float* mean, float* rstd, int64_t affine_rows = 0);
 void layer_norm_backward(int64_t M, int64_t D, const float* x, const float* gamma, const float* mean, const float* rstd,
-                         const float* gy, float* gx, float* ggamma, float* gbeta);
+                         const float* gy, float* gx, float* ggamma, float* gbeta, int64_t affine_rows = 0);
 
 // Softmax (or log-softmax) over the last dimension of x [M, D].
 void softmax_forward(int64_t M, int64_t D, const float* x, float* y, bool log);

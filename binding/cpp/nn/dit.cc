@@ -33,6 +33,8 @@
 // modulation), .ff (MLP branch before the gate; on reuse norm3 and the MLP are skipped), transformer_blocks.{i}
 // (block output; on reuse the whole block is skipped); norm_out (before modulation), proj_out_1, proj_out_2
 // (before unpatchify). A point nested in a reused one is not computed, so it is neither stored nor returned.
+// The modulations run fused into their layer norms (per-sample weight and bias), so the plain norm3 / norm_out
+// values are computed beside them only when observed.
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -84,6 +86,24 @@ TensorPtr modulate(const TensorPtr& x, const TensorPtr& shift, const TensorPtr& 
   const int64_t B = scale->shape[0], D = scale->shape[1];
   TensorPtr s1 = ops::reshape(ops::unary(ops::Unary::Affine, scale, 1.f, 1.f), {B, 1, D});
   return ops::add(ops::mul(x, s1), ops::reshape(shift, {B, 1, D}));
+}
+
+// The same as modulate(LN(x; w, b), shift, scale) in one layer-norm pass: (1 + scale) and shift become per-sample
+// weight and bias, and an affine norm's own w, b fold in: (x̂·w + b)·(1 + s) + t = x̂·(w·(1 + s)) + (b·(1 + s) + t).
+TensorPtr modulated_layer_norm(const TensorPtr& x, const TensorPtr& w, const TensorPtr& b, float eps,
+                               const TensorPtr& shift, const TensorPtr& scale) {
+  TensorPtr s1 = ops::unary(ops::Unary::Affine, scale, 1.f, 1.f);
+  return ops::layer_norm(x, w ? ops::mul(s1, w) : s1, b ? ops::add(ops::mul(s1, b), shift) : shift, eps);
+}
+
+// modulate(norm, shift, scale) for a norm whose plain output is the point `point`: the caller visits the point
+// (computing `norm`) only when someone observes it; the output uses the point's value only when it is served from
+// the cache or blended under a gate, and the fused pass otherwise — so observing never changes the output's bits.
+TensorPtr modulated_point(ForwardContext& ctx, const std::string& point, const TensorPtr& norm, const TensorPtr& x,
+                          const TensorPtr& w, const TensorPtr& b, float eps, const TensorPtr& shift,
+                          const TensorPtr& scale) {
+  if (ctx.will_reuse(point) || ctx.gated(point)) return modulate(norm, shift, scale);
+  return modulated_layer_norm(x, w, b, eps, shift, scale);
 }
 
 // h + gate·branch with gate [B, D] broadcast over tokens.
@@ -251,15 +271,20 @@ class DiT final : public Network {
         const auto m = ops::split(mod, {D, D, D, D, D, D}, 1);  // shift/scale/gate msa, shift/scale/gate mlp
         TensorPtr attn = ctx.point(name + ".attn1", [&] {
           TensorPtr normed = ctx.point(name + ".norm1.0", [&] {
-            return modulate(ops::layer_norm(hs, nullptr, nullptr, kAdaNormEps), m[0], m[1]);
+            return modulated_layer_norm(hs, nullptr, nullptr, kAdaNormEps, m[0], m[1]);
           });
           return ctx.dropout(self_attention(bw.sub("attn1"), normed, heads_, head_dim_), dropout_);
         });
         TensorPtr mid = gated_residual(hs, m[2], attn);
         TensorPtr ff = ctx.point(name + ".ff", [&] {
-          TensorPtr n3 = ctx.point(name + ".norm3", [&] { return layer_norm(bw.sub("norm3"), mid, norm_eps_, affine_); });
+          const std::string n3 = name + ".norm3";
+          Weights norm3 = bw.sub("norm3");
+          TensorPtr plain = ctx.observes(n3) ? ctx.point(n3, [&] { return layer_norm(norm3, mid, norm_eps_, affine_); })
+                                             : nullptr;
+          TensorPtr modulated = modulated_point(ctx, n3, plain, mid, affine_ ? norm3("weight") : nullptr,
+                                                affine_ ? norm3("bias") : nullptr, norm_eps_, m[3], m[4]);
           Weights net = bw.sub("ff").sub("net");
-          TensorPtr a = ops::unary(gelu_, linear(net.sub("0").sub("proj"), modulate(n3, m[3], m[4])));
+          TensorPtr a = ops::unary(gelu_, linear(net.sub("0").sub("proj"), modulated));
           return linear(net.sub("2"), ctx.dropout(a, dropout_));
         });
         return gated_residual(mid, m[5], ff);
@@ -284,10 +309,13 @@ class DiT final : public Network {
 
     // ---- final layer (norm_out and proj_out_1 feed only proj_out_2) ----
     TensorPtr out = ctx.point("proj_out_2", [&] {
-      TensorPtr normed = ctx.point("norm_out", [&] { return ops::layer_norm(hs, nullptr, nullptr, kAdaNormEps); });
+      TensorPtr plain = ctx.observes("norm_out")
+                            ? ctx.point("norm_out", [&] { return ops::layer_norm(hs, nullptr, nullptr, kAdaNormEps); })
+                            : nullptr;
       TensorPtr ss = ctx.point("proj_out_1", [&] { return linear(root.sub("proj_out_1"), silu(cond0)); });
       const auto shift_scale = ops::split(ss, {D, D}, 1);
-      return linear(root.sub("proj_out_2"), modulate(normed, shift_scale[0], shift_scale[1]));
+      return linear(root.sub("proj_out_2"), modulated_point(ctx, "norm_out", plain, hs, nullptr, nullptr, kAdaNormEps,
+                                                            shift_scale[0], shift_scale[1]));
     });
     // unpatchify: [B, h, w, p, p, C] → [B, C, h, p, w, p]
     return ops::reshape(ops::permute(ops::reshape(out, {B, h, w, p, p, out_ch_}), {0, 5, 1, 3, 2, 4}),

@@ -35,21 +35,26 @@ struct GroupNormBackward : Node {
 };
 
 struct LayerNormBackward : Node {
-  int64_t M, D;
+  int64_t M, D, affine_rows;
   TensorPtr x, gamma, mean, rstd;
-  bool has_beta;
+  Shape beta_shape;  // empty: no beta
   const char* name() const override { return "layer_norm"; }
   std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
     if (!g[0]) return {nullptr, nullptr, nullptr};
     TensorPtr gy = g[0], gx = empty(x->shape, x->device());
-    TensorPtr gg = gamma && next[1].fn ? empty({D}, x->device()) : nullptr;
-    TensorPtr gb = has_beta && next[2].fn ? empty({D}, x->device()) : nullptr;
-    const int64_t m = M, d = D;
+    TensorPtr gg = gamma && next[1].fn ? empty(gamma->shape, x->device()) : nullptr;
+    TensorPtr gb = !beta_shape.empty() && next[2].fn ? empty(beta_shape, x->device()) : nullptr;
+    const int64_t m = M, d = D, r = affine_rows;
     TensorPtr xs = x, gm = gamma, mu = mean, rs = rstd;
     const Device dev = x->device();
     launch("layer_norm_backward", [=] {
-      FD_DISPATCH(dev, layer_norm_backward, m, d, xs->data(), gm ? gm->data() : nullptr, mu->data(), rs->data(),
-                  gy->data(), gx->data(), gg ? gg->data() : nullptr, gb ? gb->data() : nullptr);
+      FD_ON_DEVICE(dev,
+                   kernels::layer_norm_backward(m, d, xs->data(), gm ? gm->data() : nullptr, mu->data(), rs->data(),
+                                                gy->data(), gx->data(), gg ? gg->data() : nullptr,
+                                                gb ? gb->data() : nullptr, r),
+                   cuda::layer_norm_backward(m, d, xs->data(), gm ? gm->data() : nullptr, mu->data(), rs->data(),
+                                             gy->data(), gx->data(), gg ? gg->data() : nullptr,
+                                             gb ? gb->data() : nullptr));
     });
     return {gx, gg, gb};
   }
@@ -107,20 +112,47 @@ TensorPtr group_norm(const TensorPtr& x, int64_t groups, const TensorPtr& gamma,
 }
 
 TensorPtr layer_norm(const TensorPtr& x, const TensorPtr& gamma, const TensorPtr& beta, float eps) {
+  const char* op = "layer_norm";
   FD_CHECK(x->dim() >= 1, ErrorCode::Shape, "layer_norm: input must have at least 1 dim");
   const int64_t D = x->shape.back(), M = x->numel() / std::max<int64_t>(D, 1);
-  check_affine("layer_norm", x, gamma, D, "weight");
-  check_affine("layer_norm", x, beta, D, "bias");
+  // gamma/beta [D], or [B, D] per sample of x [B, ..., D] (adaptive layer norm: DiT's modulation fused in)
+  const TensorPtr& p0 = gamma ? gamma : beta;
+  const bool per_sample = p0 && p0->dim() == 2;
+  const int64_t B = x->dim() >= 2 ? x->shape[0] : 1;
+  for (const auto* p : {&gamma, &beta}) {
+    if (!*p) continue;
+    const char* what = p == &gamma ? "weight" : "bias";
+    check_same_device(op, x, *p);
+    FD_CHECK(((*p)->dim() == 1 && (*p)->shape[0] == D) || (x->dim() >= 2 && (*p)->shape == Shape{B, D}), ErrorCode::Shape,
+             op, ": ", what, " ", shape_str((*p)->shape), " is neither [", D, "] nor [", B, ", ", D, "] for input ",
+             shape_str(x->shape));
+    FD_CHECK(((*p)->dim() == 2) == per_sample, ErrorCode::Shape, op, ": weight ", shape_str(gamma->shape), " and bias ",
+             shape_str(beta->shape), " must both be shared [D] or both per sample [B, D]");
+  }
+  if (per_sample && x->device().type == DeviceType::CUDA) {
+    // The CUDA kernels take one affine row for all rows: normalize, then scale and shift per sample.
+    Shape per_row(x->dim(), 1);
+    per_row.front() = B, per_row.back() = D;
+    TensorPtr y = layer_norm(x, nullptr, nullptr, eps);
+    if (gamma) y = mul(y, reshape(gamma, per_row));
+    return beta ? add(y, reshape(beta, per_row)) : y;
+  }
+  const int64_t affine_rows = per_sample ? M / std::max<int64_t>(B, 1) : M;
   TensorPtr y = empty(x->shape, x->device());
   TensorPtr mean = empty({M}, x->device()), rstd = empty({M}, x->device());
   const Device dev = x->device();
   launch("layer_norm", [=] {
-    FD_DISPATCH(dev, layer_norm_forward, M, D, eps, x->data(), gamma ? gamma->data() : nullptr,
-                beta ? beta->data() : nullptr, y->data(), mean->data(), rstd->data());
+    FD_ON_DEVICE(dev,
+                 kernels::layer_norm_forward(M, D, eps, x->data(), gamma ? gamma->data() : nullptr,
+                                             beta ? beta->data() : nullptr, y->data(), mean->data(), rstd->data(),
+                                             affine_rows),
+                 cuda::layer_norm_forward(M, D, eps, x->data(), gamma ? gamma->data() : nullptr,
+                                          beta ? beta->data() : nullptr, y->data(), mean->data(), rstd->data()));
   });
   if (any_requires_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<LayerNormBackward>();
-    node->M = M, node->D = D, node->has_beta = beta != nullptr;
+    node->M = M, node->D = D, node->affine_rows = affine_rows;
+    node->beta_shape = beta ? beta->shape : Shape{};
     node->x = save(x), node->gamma = save(gamma), node->mean = mean, node->rstd = rstd;
     record(node, {x, gamma, beta}, {y});
   }

@@ -72,6 +72,8 @@ TensorPtr resize(const TensorPtr& x, int64_t out_h, int64_t out_w, ResizeMode mo
 // ---- normalization, activations, attention (norm.cc, attention.cc) ----
 TensorPtr group_norm(const TensorPtr& x, int64_t groups, const TensorPtr& gamma, const TensorPtr& beta, float eps,
                      bool silu);
+// Over the last axis; gamma/beta (each may be null) are [D], or [B, D] per sample of x [B, ..., D]
+// (an adaptive norm's modulation applied in the same pass).
 TensorPtr layer_norm(const TensorPtr& x, const TensorPtr& gamma, const TensorPtr& beta, float eps);
 TensorPtr softmax(const TensorPtr& x, int64_t axis, bool log);
 // softmax(q·kᵀ·scale)·v per head; q, k, v and the result are [B, H, N, D], or [B, N, H, D] when
