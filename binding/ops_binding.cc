@@ -95,6 +95,9 @@ Napi::Value Binary(const Args& args) {
 Napi::Value Where(const Args& a) {
   return wrap(a.env(), ops::where(a.tensor(0, "cond"), a.tensor(1, "a"), a.tensor(2, "b")));
 }
+Napi::Value MulAdd(const Args& a) {
+  return wrap(a.env(), ops::mul_add(a.tensor(0, "x"), a.tensor(1, "y"), a.tensor(2, "z")));
+}
 Napi::Value BroadcastTo(const Args& a) { return wrap(a.env(), ops::expand(a.tensor(0, "x"), a.shape(1, "shape"))); }
 
 // ---- reductions ----
@@ -258,7 +261,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   static const Entry entries[] = {
       {"fromData", entry<FromData>}, {"full", entry<Full>}, {"arange", entry<Arange>}, {"rand", entry<Rand>},
       {"randn", entry<Randn>}, {"clone", entry<Clone>}, {"toDevice", entry<ToDevice>}, {"moveTo_", entry<MoveTo>}, {"copy_", entry<Copy>}, {"unary", entry<Unary>},
-      {"binary", entry<Binary>}, {"where", entry<Where>}, {"broadcastTo", entry<BroadcastTo>},
+      {"binary", entry<Binary>}, {"where", entry<Where>}, {"mulAdd", entry<MulAdd>}, {"broadcastTo", entry<BroadcastTo>},
       {"reduce", entry<Reduce>}, {"var", entry<Var>}, {"norm", entry<Norm>}, {"reshape", entry<Reshape>},
       {"permute", entry<Permute>}, {"concat", entry<Concat>}, {"slice", entry<Slice>}, {"split", entry<Split>},
       {"pad", entry<Pad>}, {"matmul", entry<Matmul>}, {"linear", entry<Linear>}, {"conv2d", entry<Conv2d>},

@@ -114,6 +114,7 @@ export interface Binding {
   unary(op: string, x: T, a?: number, b?: number): T;
   binary(op: string, a: T, b: T): T;
   where(cond: T, a: T, b: T): T;
+  mulAdd(x: T, y: T, z: T): T;
   broadcastTo(x: T, shape: number[]): T;
   reduce(kind: "sum" | "mean" | "max" | "min", x: T, axes: number[], keepdim: boolean): T;
   var(x: T, axes: number[], keepdim: boolean, correction: number): T;

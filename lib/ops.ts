@@ -221,6 +221,10 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
     if (typeof b === "number") tb.dispose();
   }
 }
+/** x·y + z, broadcasting all three, in one pass with one rounding (fused multiply-add): e.g. a gated residual. */
+export function mulAdd(x: Tensor, y: Tensor, z: Tensor): Tensor {
+  return wrap(native.mulAdd(h("mulAdd", x, "x"), h("mulAdd", y, "y"), h("mulAdd", z, "z")));
+}
 
 // ---------------------------------------------------------------- reductions
 /** Sums over `axes` (all when omitted). Deterministic: fixed summation order for any thread count. */

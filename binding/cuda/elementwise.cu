@@ -12,6 +12,9 @@ namespace {
 struct WhereFn {
   __device__ float operator()(const float* v) const { return v[0] != 0.f ? v[1] : v[2]; }
 };
+struct MulAddFn {
+  __device__ float operator()(const float* v) const { return fmaf(v[0], v[1], v[2]); }
+};
 struct CopyFn {
   __device__ float operator()(const float* v) const { return v[0]; }
 };
@@ -40,6 +43,12 @@ void strided_where(const std::vector<int64_t>& dims, const Strides& strides, con
                    const float* b, float* out) {
   const float* const ptrs[3] = {cond, a, b};
   map_strided<3>("where", dims, strides, ptrs, out, WhereFn{});
+}
+
+void strided_mul_add(const std::vector<int64_t>& dims, const Strides& strides, const float* x, const float* y,
+                     const float* z, float* out) {
+  const float* const ptrs[3] = {x, y, z};
+  map_strided<3>("mul_add", dims, strides, ptrs, out, MulAddFn{});
 }
 
 void strided_copy(const std::vector<int64_t>& dims, const Strides& strides, const float* x, float* out) {

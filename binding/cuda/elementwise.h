@@ -18,6 +18,9 @@ void strided_binary(kernels::Binary op, const std::vector<int64_t>& dims, const 
 // out = cond ≠ 0 ? a : b broadcast over dims (strides: cond, a, b).
 void strided_where(const std::vector<int64_t>& dims, const Strides& strides, const float* cond, const float* a,
                    const float* b, float* out);
+// out = x·y + z (fma) broadcast over dims (strides: x, y, z).
+void strided_mul_add(const std::vector<int64_t>& dims, const Strides& strides, const float* x, const float* y,
+                     const float* z, float* out);
 // out[i] = x[Σ c_d(i)·strides[0][d]]: broadcastTo, and permute's general case.
 void strided_copy(const std::vector<int64_t>& dims, const Strides& strides, const float* x, float* out);
 

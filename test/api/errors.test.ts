@@ -20,6 +20,8 @@ test("shape mismatches name the op and both shapes", () => {
     expect(error(() => fd.add(fd.zeros([2, 3]), fd.zeros([4]))).message).toMatch(/add.*\[2, 3\].*\[4\]/);
     expect(error(() => fd.conv2d(fd.zeros([1, 3, 8, 8]), fd.zeros([4, 2, 3, 3]))).code).toBe("ERR_SHAPE");
     expect(error(() => fd.reshape(fd.zeros([2, 3]), [4, 2])).message).toMatch(/reshape.*\[2, 3\]/);
+    expect(error(() => fd.mulAdd(fd.zeros([2, 3]), fd.zeros([3]), fd.zeros([4]))).message)
+      .toBe("mul_add: shapes [2, 3] and [4] cannot be broadcast together");
     expect(error(() => fd.groupNorm(fd.zeros([2, 6, 4]), 4)).message).toMatch(/6 channels/);
     expect(error(() => fd.layerNorm(fd.zeros([2, 3, 4]), fd.zeros([3, 4]))).message)
       .toBe("layer_norm: weight [3, 4] is neither [4] nor [2, 4] for input [2, 3, 4]");

@@ -38,6 +38,11 @@ test("attention: UNet single-head attention with D = 256 (the float32 FMA path a
   checkAttention("unet", { B: 1, H: 1, Nq: 49, Nk: 49, D: 256 });
 });
 
+test("attention: tokens-major layout [B, N, H, D] (permuted to the CUDA kernels' layout)", () => {
+  checkOp("attention bnhd", (q, k, v) => fd.attention(q, k, v, { layout: "bnhd" }), [[2, 196, 4, 64], [2, 196, 4, 64], [2, 196, 4, 64]],
+    { ...PRECISIONS.highest(196) });
+});
+
 test("attention: one token", () => {
   // One key: P = 1, so dS = P·(dP − delta) is 0 up to rounding and the q/k gradients are pure noise; forward only.
   checkAttention("N=1", { B: 1, H: 2, Nq: 1, Nk: 1, D: 64, grad: false });

@@ -140,6 +140,17 @@ test("where", () => {
     });
 });
 
+test("mulAdd", () => {
+  const cases = [
+    [[4, 196, 256], [4, 1, 256], [4, 196, 256]],
+    [[33, 17], [33, 17], [33, 17]],
+    [[3, 1, 5], [1, 4, 1], [5]],
+    [[1000003], [1], [1000003]],
+  ];
+  for (const shapes of cases)
+    checkOp(`mulAdd ${JSON.stringify(shapes)}`, (x, y, z) => fd.mulAdd(x, y, z), shapes, { gradTol: gradTolFor(shapes) });
+});
+
 test("broadcastTo", () => {
   const cases = [
     [[3, 1, 5], [2, 3, 4, 5]],

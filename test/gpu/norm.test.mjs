@@ -45,6 +45,12 @@ test("layerNorm", () => {
       checkOp(`layerNorm D=${D}`, (x) => fd.layerNorm(x), [shape], { gradTol: 5e-5 });
     }
   }
+  // per-sample weight and bias [B, D] (DiT's adaptive norm; composed on CUDA from the plain norm)
+  for (const shape of [[4, 196, 256], [3, 7, 33]]) {
+    const bd = [shape[0], shape.at(-1)];
+    checkOp(`layerNorm per-sample ${JSON.stringify(shape)}`, (x, w, b) => fd.layerNorm(x, w, b), [shape, bd, bd],
+      { gradTol: 5e-5 });
+  }
   // many rows: the γ/β gradients reduce over several row chunks
   checkOp("layerNorm many rows", (x, w, b) => fd.layerNorm(x, w, b, { eps: 1e-6 }), [[4100, 33], [33], [33]],
     { gradTol: 5e-5 });

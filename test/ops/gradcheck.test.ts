@@ -225,6 +225,9 @@ for (const [name, op] of [["softmax", fd.softmax], ["logSoftmax", fd.logSoftmax]
   add(`${name} axis 1 [2,5,3]`, SMOOTH, () => ({ f: (x) => op(x, 1), xs: [R([2, 5, 3], 3)] }));
   add(`${name} axis 0 [4,3]`, SMOOTH, () => ({ f: (x) => op(x, 0), xs: [R([4, 3], 3)] }));
 }
+add("mulAdd x [2,3,4] · y [2,1,4] + z [4]", SMOOTH, () => ({
+  f: (x, y, z) => fd.mulAdd(x, y, z), xs: [R([2, 3, 4]), R([2, 1, 4]), R([4])],
+}));
 add("layerNorm per-sample weight and bias x [2,3,5] w,b [2,5]", SMOOTH, () => ({
   f: (x, w, b) => fd.layerNorm(x, w, b), xs: [R([2, 3, 5], 2), R([2, 5]), R([2, 5])],
 }));

@@ -232,6 +232,17 @@ const STRUCTURED: Case[] = [
     inputs(R([b, n, d], 830 + i, 2, 0.3), R([b, d], 840 + i, 0.5, 1), ...(bias ? [R([b, d], 850 + i)] : [])),
     (x, wt, bs) => fd.layerNorm(x, wt, bs ?? null),
   ])),
+  ...([
+    [[4, 196, 256], [4, 1, 256], [4, 196, 256]], // DiT's gated residual: branch · gate[b] + h
+    [[100003], [100003], [100003]],
+    [[7, 33], [1], [33]],
+    [[3, 1, 129], [1, 5, 1], [129]],
+  ] as const).map(([sx, sy, sz], i): Case => [
+    `mulAdd [${sx}]·[${sy}] + [${sz}]`,
+    inputs(R([...sx], 860 + i), R([...sy], 870 + i), R([...sz], 880 + i)),
+    (x, y, z) => fd.mulAdd(x, y, z),
+    TOL_GEMM, // the gradients of broadcast operands are sums
+  ]),
   ...([1, 19, 256, 1000] as const).flatMap((d, i) => [
     [`softmax M7 D${d}`, inputs(R([7, d], 900 + i, 5)), (x: fd.Tensor) => fd.softmax(x)] as Case,
     [`logSoftmax M7 D${d}`, inputs(R([7, d], 910 + i, 5)), (x: fd.Tensor) => fd.logSoftmax(x)] as Case,
@@ -398,6 +409,16 @@ describe.each(["scalar", ...ISAS] as Isa[])("layerNorm with per-sample weight an
     const composed = run(isa, make, (x, w, bs) =>
       fd.add(fd.mul(fd.layerNorm(x), fd.reshape(w, [b, 1, d])), fd.reshape(bs, [b, 1, d])));
     expect(diff(`layerNorm [${b},${n},${d}]`, fused, composed, TOL_GEMM)).toEqual([]);
+  });
+});
+
+// mulAdd against the two ops it fuses (which round twice): the same values to float32 rounding, gradients alike.
+describe.each(["scalar", ...ISAS] as Isa[])("mulAdd (%s) = mul then add", (isa) => {
+  test.each([[[4, 196, 256], [4, 1, 256], [4, 196, 256]], [[5, 7], [7], [1]], [[1], [3, 1], [2]]])("[%j]·[%j] + [%j]", (sx, sy, sz) => {
+    const make = inputs(R(sx, 1), R(sy, 2), R(sz, 3));
+    const fused = run(isa, make, (x, y, z) => fd.mulAdd(x, y, z));
+    const composed = run(isa, make, (x, y, z) => fd.add(fd.mul(x, y), z));
+    expect(diff("mulAdd", fused, composed, TOL_ELEM, true)).toEqual([]);
   });
 });
 

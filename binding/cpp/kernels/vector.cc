@@ -96,6 +96,14 @@ void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, in
   });
 }
 
+void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz, float* out) {
+  const VectorKernels* k = table();
+  sx = sx ? 1 : 0, sy = sy ? 1 : 0, sz = sz ? 1 : 0;
+  for_elements(n, kParallelMin, [&](int64_t i0, int64_t i1) {
+    k->mul_add(i1 - i0, x + i0 * sx, sx, y + i0 * sy, sy, z + i0 * sz, sz, out + i0);
+  });
+}
+
 void group_norm_forward(int64_t N, int64_t C, int64_t HW, int64_t G, float eps, const float* x, const float* gamma,
                         const float* beta, bool silu, float* y, float* mean, float* rstd) {
   if (N <= 0 || C <= 0 || G <= 0) return;

@@ -35,6 +35,9 @@ void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, in
 // JS binding to parse op names, and by the benches. parse_* return false if unknown.
 const char* unary_name(Unary op);
 const char* binary_name(Binary op);
+
+// ---- out[i] = x[i*sx]·y[i*sy] + z[i*sz] (one rounding: fma), sx, sy, sz ∈ {0, 1} ----
+void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz, float* out);
 bool parse_unary(const char* name, Unary* out);
 bool parse_binary(const char* name, Binary* out);
 

@@ -46,6 +46,9 @@ struct VectorKernels {
   void (*ema)(int64_t n, float* ema, const float* param, float decay);
   double (*sum_squares)(int64_t n, const float* x);  // one chunk, serial
   int64_t (*sanitize)(int64_t n, float* x);
+  // out[i] = x[i·sx]·y[i·sy] + z[i·sz] in one rounding (fma), strides ∈ {0, 1}.
+  void (*mul_add)(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz,
+                  float* out);
 };
 
 namespace ref {

@@ -106,10 +106,10 @@ TensorPtr modulated_point(ForwardContext& ctx, const std::string& point, const T
   return modulated_layer_norm(x, w, b, eps, shift, scale);
 }
 
-// h + gate·branch with gate [B, D] broadcast over tokens.
+// h + gate·branch with gate [B, D] broadcast over tokens, in one pass.
 TensorPtr gated_residual(const TensorPtr& h, const TensorPtr& gate, const TensorPtr& branch) {
   const int64_t B = gate->shape[0], D = gate->shape[1];
-  return ops::add(ops::mul(ops::reshape(gate, {B, 1, D}), branch), h);
+  return ops::mul_add(branch, ops::reshape(gate, {B, 1, D}), h);
 }
 
 class DiT final : public Network {

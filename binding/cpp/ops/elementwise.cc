@@ -263,6 +263,27 @@ struct WhereBackward : Node {
   void release() override { cond = nullptr; }
 };
 
+// saved: x and y (each only when the other needs its gradient)
+struct MulAddBackward : Node {
+  TensorPtr x, y;
+  Shape x_shape, y_shape, z_shape;
+  bool need_x = false, need_y = false, need_z = false;
+  const char* name() const override { return "mul_add"; }
+  std::vector<TensorPtr> apply(const std::vector<TensorPtr>& g) override {
+    if (!g[0]) return {nullptr, nullptr, nullptr};
+    return {need_x ? sum_to(mul(g[0], y), x_shape) : nullptr, need_y ? sum_to(mul(g[0], x), y_shape) : nullptr,
+            need_z ? sum_to(g[0], z_shape) : nullptr};
+  }
+  void release() override { x = y = nullptr; }
+};
+
+void mul_add_cpu(const MergedBroadcast& m, const float* px, const float* py, const float* pz, float* po) {
+  for_each_run<3>(m, [&](const BroadcastPlan& p, const int64_t* off, int64_t o) {
+    kernels::mul_add(p.run, px + off[0], p.run_stride[0], py + off[1], p.run_stride[1], pz + off[2], p.run_stride[2],
+                     po + o * p.run);
+  });
+}
+
 struct SumToBackward : Node {
   Shape in_shape;
   const char* name() const override { return "broadcastTo"; }
@@ -336,6 +357,35 @@ TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b) {
     node->cond = save(cond);
     node->a_shape = a->shape, node->b_shape = b->shape;
     record(node, {nullptr, a, b}, {out});
+  }
+  return out;
+}
+
+TensorPtr mul_add(const TensorPtr& x, const TensorPtr& y, const TensorPtr& z) {
+  check_same_device("mul_add", x, y);
+  check_same_device("mul_add", x, z);
+  const Shape shape = broadcast_shapes("mul_add", broadcast_shapes("mul_add", x->shape, y->shape), z->shape);
+  TensorPtr out = empty(shape, x->device());
+  const MergedBroadcast m = merge_broadcast(shape, {x->shape, y->shape, z->shape});
+  const Device dev = x->device();
+  launch("mul_add", [=] {
+    if (is_flat(m)) {
+      FD_ON_DEVICE(dev,
+                   kernels::mul_add(out->numel(), x->data(), flat_stride(m, 0), y->data(), flat_stride(m, 1), z->data(),
+                                    flat_stride(m, 2), out->data()),
+                   cuda::strided_mul_add(m.dims, m.strides, x->data(), y->data(), z->data(), out->data()));
+      return;
+    }
+    FD_ON_DEVICE(dev, mul_add_cpu(m, x->data(), y->data(), z->data(), out->data()),
+                 cuda::strided_mul_add(m.dims, m.strides, x->data(), y->data(), z->data(), out->data()));
+  });
+  if (any_requires_grad({&x, &y, &z})) {
+    auto node = std::make_shared<MulAddBackward>();
+    node->need_x = x->needs_grad(), node->need_y = y->needs_grad(), node->need_z = z->needs_grad();
+    node->x_shape = x->shape, node->y_shape = y->shape, node->z_shape = z->shape;
+    if (node->need_y) node->x = save(x);
+    if (node->need_x) node->y = save(y);
+    record(node, {x, y, z}, {out});
   }
   return out;
 }

@@ -37,6 +37,8 @@ TensorPtr mul(const TensorPtr& a, const TensorPtr& b);
 TensorPtr div(const TensorPtr& a, const TensorPtr& b);
 TensorPtr scale(const TensorPtr& x, float s);  // s·x
 TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b);  // cond ≠ 0 ? a : b
+// x·y + z, the three broadcast together, in one pass and one rounding (a gated residual h + gate·branch).
+TensorPtr mul_add(const TensorPtr& x, const TensorPtr& y, const TensorPtr& z);
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 // Sums g over the broadcast dimensions so it has `shape` (the backward of broadcasting).
 TensorPtr sum_to(const TensorPtr& g, const Shape& shape);

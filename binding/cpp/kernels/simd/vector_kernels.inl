@@ -355,6 +355,18 @@ void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, in
   }
 }
 
+// out = x·y + z, each operand contiguous (stride 1) or one broadcast value (stride 0).
+void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz, float* out) {
+  const V bx = vset(x[0]), by = vset(y[0]), bz = vset(z[0]);
+  int64_t i = 0;
+  for (; i + W <= n; i += W)
+    vstore(out + i, vfma(sx ? vload(x + i) : bx, sy ? vload(y + i) : by, sz ? vload(z + i) : bz));
+  if (i < n) {
+    const int64_t m = n - i;
+    vstoren(out + i, vfma(sx ? vloadn(x + i, m) : bx, sy ? vloadn(y + i, m) : by, sz ? vloadn(z + i, m) : bz), m);
+  }
+}
+
 // ---------------------------------------------------------------- statistics
 // Float partial sums are flushed into double every kFlush elements.
 constexpr int64_t kFlush = 512;
@@ -775,4 +787,5 @@ constexpr VectorKernels kVectorTable = {
     &unary,       &unary_backward, &binary,        &gn_fwd_block,     &gn_bwd_block,
     &ln_fwd_rows, &ln_bwd_rows,    &ln_param_grad, &softmax_fwd_rows, &softmax_bwd_rows,
     &adam,        &sgd,            &ema,           &sum_squares,      &sanitize,
+    &mul_add,
 };
