@@ -341,12 +341,19 @@ TensorPtr mul(const TensorPtr& a, const TensorPtr& b) { return binary(Binary::Mu
 TensorPtr div(const TensorPtr& a, const TensorPtr& b) { return binary(Binary::Div, a, b); }
 TensorPtr scale(const TensorPtr& x, float s) { return unary(Unary::Affine, x, s, 0.f); }
 
+// The merged loop dims of a three-operand broadcast (on one device); *out: its output.
+static MergedBroadcast broadcast3(const char* op, const TensorPtr& a, const TensorPtr& b, const TensorPtr& c,
+                                  TensorPtr* out) {
+  check_same_device(op, a, b);
+  check_same_device(op, a, c);
+  const Shape shape = broadcast_shapes(op, broadcast_shapes(op, a->shape, b->shape), c->shape);
+  *out = empty(shape, a->device());
+  return merge_broadcast(shape, {a->shape, b->shape, c->shape});
+}
+
 TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b) {
-  check_same_device("where", cond, a);
-  check_same_device("where", a, b);
-  const Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond->shape, a->shape), b->shape);
-  TensorPtr out = empty(shape, a->device());
-  const MergedBroadcast m = merge_broadcast(shape, {cond->shape, a->shape, b->shape});
+  TensorPtr out;
+  const MergedBroadcast m = broadcast3("where", cond, a, b, &out);
   const Device dev = a->device();
   launch("where", [=] {
     FD_ON_DEVICE(dev, where_cpu(m, cond->data(), a->data(), b->data(), out->data()),
@@ -362,11 +369,8 @@ TensorPtr where(const TensorPtr& cond, const TensorPtr& a, const TensorPtr& b) {
 }
 
 TensorPtr mul_add(const TensorPtr& x, const TensorPtr& y, const TensorPtr& z) {
-  check_same_device("mul_add", x, y);
-  check_same_device("mul_add", x, z);
-  const Shape shape = broadcast_shapes("mul_add", broadcast_shapes("mul_add", x->shape, y->shape), z->shape);
-  TensorPtr out = empty(shape, x->device());
-  const MergedBroadcast m = merge_broadcast(shape, {x->shape, y->shape, z->shape});
+  TensorPtr out;
+  const MergedBroadcast m = broadcast3("mul_add", x, y, z, &out);
   const Device dev = x->device();
   launch("mul_add", [=] {
     if (is_flat(m)) {
