@@ -39,8 +39,8 @@ TensorPtr self_attention(const Weights& w, const TensorPtr& tokens, int64_t head
   FD_CHECK(tokens->dim() == 3, ErrorCode::Shape, "attention: expected tokens [B, N, C], got ", shape_str(tokens->shape));
   const int64_t B = tokens->shape[0], N = tokens->shape[1];
   auto project = [&](const char* name) { return ops::reshape(linear(w.sub(name), tokens), {B, N, heads, head_dim}); };
-  TensorPtr o = ops::attention(project("to_q"), project("to_k"), project("to_v"), 1.f / std::sqrt(float(head_dim)),
-                               /*tokens_major=*/true);
+  TensorPtr q = project("to_q"), k = project("to_k"), v = project("to_v");
+  TensorPtr o = ops::attention(q, k, v, 1.f / std::sqrt(float(head_dim)), /*tokens_major=*/true);
   return linear(w.sub("to_out").sub(0), ops::reshape(o, {B, N, heads * head_dim}));
 }
 
