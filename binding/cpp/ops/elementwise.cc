@@ -278,6 +278,11 @@ struct MulAddBackward : Node {
 };
 
 void mul_add_cpu(const MergedBroadcast& m, const float* px, const float* py, const float* pz, float* po) {
+  if (is_flat(m)) {  // one run: the kernel threads it
+    const int64_t n = m.dims.empty() ? 1 : m.dims[0];
+    kernels::mul_add(n, px, flat_stride(m, 0), py, flat_stride(m, 1), pz, flat_stride(m, 2), po);
+    return;
+  }
   for_each_run<3>(m, [&](const BroadcastPlan& p, const int64_t* off, int64_t o) {
     kernels::mul_add(p.run, px + off[0], p.run_stride[0], py + off[1], p.run_stride[1], pz + off[2], p.run_stride[2],
                      po + o * p.run);
@@ -373,13 +378,6 @@ TensorPtr mul_add(const TensorPtr& x, const TensorPtr& y, const TensorPtr& z) {
   const MergedBroadcast m = broadcast3("mul_add", x, y, z, &out);
   const Device dev = x->device();
   launch("mul_add", [=] {
-    if (is_flat(m)) {
-      FD_ON_DEVICE(dev,
-                   kernels::mul_add(out->numel(), x->data(), flat_stride(m, 0), y->data(), flat_stride(m, 1), z->data(),
-                                    flat_stride(m, 2), out->data()),
-                   cuda::strided_mul_add(m.dims, m.strides, x->data(), y->data(), z->data(), out->data()));
-      return;
-    }
     FD_ON_DEVICE(dev, mul_add_cpu(m, x->data(), y->data(), z->data(), out->data()),
                  cuda::strided_mul_add(m.dims, m.strides, x->data(), y->data(), z->data(), out->data()));
   });
