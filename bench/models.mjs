@@ -13,13 +13,15 @@
 //          [--repeats 3] [--min-ms 400] [--stat median|best] [--max-foreign 0.1] [--measure-peak] [--tag name]
 //          [--precision high|medium]   (medium: fastdiff bf16 matmuls, PyTorch bf16 autocast; ORT stays float32)
 //        node bench/models.mjs --verify   (ORT and fastdiff outputs vs PyTorch on the same inputs, atol 1e-4)
+//        node bench/models.mjs --paired 16 [--threads 1,2] [--models unet,dit] [--batches 1,16] [--block-ms 300]
+//          [--gap-ms 150] [--tag name]   (forward only, fastdiff against onnxruntime-node in interleaved pairs: below)
 // Table: "vs best" = (faster of torch and ort) / ours; "vs plain" = torch_plain / ours; GFLOP/s from the
 // analytic forward FLOPs (training step = 3× forward) and % of the FP32 FMA peak; "peer" = the faster peer.
 // The machine is shared and noisy: the implementations alternate (rotating order) for `rounds` rounds; each
 // round every implementation times every case (median of `repeats` after warm-up); the table shows the median
 // (or best) over rounds. Each measurement first waits for a quiet machine and is repeated when other processes
 // used > --max-foreign cores meanwhile. Writes bench/results/models-<date>[-tag].json (every round's values).
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -153,6 +155,29 @@ async function ortWorker(job) {
   return out;
 }
 
+// Paired mode's peer: one session kept open; each IPC message {batch, iters} runs that many forwards at that batch
+// and answers {ms} (mean per forward); "exit" ends it.
+async function ortServer(job) {
+  const ort = await loadOrt();
+  if (!ort) return process.send({ error: "onnxruntime-node not installed (npm install --prefix bench)" });
+  const session = await ortSession(ort, job.model.onnx, job.threads);
+  const feeds = new Map();
+  process.on("message", async (msg) => {
+    if (msg === "exit") {
+      await session.release?.();
+      process.exit(0);
+    }
+    if (!feeds.has(msg.batch)) feeds.set(msg.batch, ortFeeds(ort, job.model, jsInputs(job.model, msg.batch, 1000 + msg.batch)));
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < msg.iters; ++i) {
+      const r = await session.run(feeds.get(msg.batch));
+      await r.out.getData?.();
+    }
+    process.send({ ms: Number(process.hrtime.bigint() - t0) / 1e6 / msg.iters, ort: ort.env?.versions?.node ?? "?" });
+  });
+  process.send({ ready: true });
+}
+
 async function ortVerify(job) {
   const ort = await loadOrt();
   if (!ort) return { error: "onnxruntime-node not installed" };
@@ -168,7 +193,10 @@ async function ortVerify(job) {
   return { max_abs_diff: maxAbsDiff(r.out.data, io.out.data), shape: r.out.dims };
 }
 
-if (flag("--ort-worker") || flag("--ort-verify")) {
+if (flag("--ort-server")) {
+  await ortServer(JSON.parse(opt("--ort-server")));
+  await new Promise(() => {}); // serve until "exit": the rest of this file is the parent's
+} else if (flag("--ort-worker") || flag("--ort-verify")) {
   const job = JSON.parse(opt(flag("--ort-worker") ? "--ort-worker" : "--ort-verify"));
   const res = flag("--ort-worker") ? await ortWorker(job) : await ortVerify(job);
   process.stdout.write(JSON.stringify(res));
@@ -437,11 +465,135 @@ async function runVerify(models) {
   process.exit(bad ? 1 : 0);
 }
 
+// ------------------------------------------------------------------ paired mode
+// The VM's speed drifts by ±15–20% within minutes — more than the ratios being measured — and the round-based
+// table times the implementations minutes apart. Paired mode times one forward case as short blocks of fastdiff
+// (this process) and onnxruntime-node (a worker process holding its session) in ABBA order, with a pause between
+// blocks so neither thread pool is still spinning when the other starts. Drift slower than a pair cancels in that
+// pair's ratio; the table reports the median ratio over pairs, its quartiles and the share of pairs ≥ 1.2×.
+// Pairs during which other processes used > --max-foreign cores are dropped (and counted).
+
+const median = (xs) => quantile(xs, 0.5);
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return null;
+  const i = (s.length - 1) * q, lo = Math.floor(i), hi = Math.ceil(i);
+  return s[lo] + (s[hi] - s[lo]) * (i - lo);
+}
+/** user + system CPU seconds of a live process (the ORT worker: not in this process's cutime until it exits). */
+function procCpu(pid) {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / HZ;
+}
+
+async function pairedCase(m, threads, batch, pairs, blockMs, gapMs) {
+  const job = { model: { onnx: m.onnx, sampleShape: m.sampleShape, numClasses: m.numClasses }, threads };
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, "--ort-server", JSON.stringify(job)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let pending = null; // the one request in flight
+  child.on("message", (r) => (r.error ? pending?.reject(new Error(r.error)) : pending?.resolve(r)));
+  child.on("exit", (code) => pending?.reject(new Error(`ORT worker exited (${code})`)));
+  const reply = () => new Promise((resolve, reject) => (pending = { resolve, reject }));
+  const ort = async (iters) => {
+    const r = reply();
+    child.send({ batch, iters });
+    return r;
+  };
+  try {
+    await reply(); // ready
+    fd.setNumThreads(threads);
+    fd.setMatmulPrecision(precision);
+    const net = await fdNet(m);
+    net.eval();
+    const { x, t, labels } = fdInputs(m, batch, 1000 + batch);
+    const opts = labels ? { classLabels: labels } : {};
+    const ours = async (iters) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < iters; ++i) {
+        const out = fd.scope(() => fd.noGrad(() => net.forward(x, t, opts)));
+        await out.data();
+        out.dispose();
+      }
+      return { ms: Number(process.hrtime.bigint() - t0) / 1e6 / iters };
+    };
+    // warm-up (weights packed, caches and allocator filled), then block lengths from one timed call each
+    await ours(3);
+    const ortVersion = (await ort(3)).ort;
+    const itersOf = (ms) => Math.max(1, Math.round(blockMs / Math.max(ms, 1e-3)));
+    const oursIters = itersOf((await ours(1)).ms), ortIters = itersOf((await ort(1)).ms);
+    await waitQuiet();
+    const kept = [];
+    let dropped = 0;
+    for (let p = 0; p < pairs; ++p) {
+      const pair = {};
+      for (const impl of p % 2 === 0 ? ["ours", "ort"] : ["ort", "ours"]) {
+        await sleep(gapMs);
+        const a = cpuSnap(), c0 = procCpu(child.pid);
+        const r = impl === "ours" ? await ours(oursIters) : await ort(ortIters);
+        const foreign = foreignSince(a) - (procCpu(child.pid) - c0) / Math.max(1e-3, (performance.now() - a.t) / 1e3);
+        pair[impl] = r.ms;
+        pair[`${impl}_foreign_cores`] = foreign;
+      }
+      if (Math.max(pair.ours_foreign_cores, pair.ort_foreign_cores) > maxForeign) dropped += 1;
+      else kept.push({ ...pair, ratio: pair.ort / pair.ours });
+    }
+    x.dispose();
+    t.dispose();
+    const ratios = kept.map((q) => q.ratio);
+    return {
+      model: m.kind, threads, batch, name: `${m.kind} fwd b${batch}`, ort_version: ortVersion, iters: { ours: oursIters, ort: ortIters },
+      pairs: kept, dropped, ours_ms: median(kept.map((q) => q.ours)), ort_ms: median(kept.map((q) => q.ort)),
+      ratio_median: median(ratios), ratio_q1: quantile(ratios, 0.25), ratio_q3: quantile(ratios, 0.75),
+      share_ge_1_2: ratios.length ? ratios.filter((r) => r >= 1.2).length / ratios.length : null,
+    };
+  } finally {
+    if (child.connected) child.send("exit");
+  }
+}
+
+async function runPaired(models, pairs) {
+  const blockMs = Number(opt("--block-ms", "300")), gapMs = Number(opt("--gap-ms", "150"));
+  const out = [];
+  console.log(`paired: fastdiff vs onnxruntime-node, ${pairs} pairs per case (ABBA), blocks of ~${blockMs} ms, ${gapMs} ms apart`);
+  console.log(`${"case".padEnd(14)} ${"thr".padStart(3)} ${"pairs".padStart(5)} ${"ours ms".padStart(9)} ${"ort ms".padStart(9)} ` +
+    `${"ort/ours".padStart(8)} ${"q1–q3".padStart(11)} ${"≥1.2×".padStart(6)}`);
+  for (const threads of threadList) {
+    for (const m of models) {
+      for (const b of batches) {
+        const r = await pairedCase(m, threads, b, pairs, blockMs, gapMs);
+        out.push(r);
+        const f = (v, d = 2) => (v == null ? "-" : v.toFixed(d));
+        console.log(`${r.name.padEnd(14)} ${String(threads).padStart(3)} ${`${r.pairs.length}/${pairs}`.padStart(5)} ${f(r.ours_ms).padStart(9)} ` +
+          `${f(r.ort_ms).padStart(9)} ${(f(r.ratio_median) + "×").padStart(8)} ${`${f(r.ratio_q1)}–${f(r.ratio_q3)}`.padStart(11)} ` +
+          `${(r.share_ge_1_2 == null ? "-" : `${Math.round(100 * r.share_ge_1_2)}%`).padStart(6)}`);
+      }
+    }
+  }
+  const commit = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout?.toString().trim() || "unknown";
+  const tag = opt("--tag", "");
+  const file = path.join(here, "results", `models-paired-${new Date().toISOString().slice(0, 10)}${tag ? `-${tag}` : ""}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify({
+    date: new Date().toISOString(), commit, precision, cpu: os.cpus()[0]?.model, node: process.versions.node,
+    pairs, block_ms: blockMs, gap_ms: gapMs, max_foreign_cores: maxForeign, cases: out,
+  }, null, 2));
+  console.log(`wrote ${path.relative(root, file)}`);
+}
+
 // ------------------------------------------------------------------ run
 
 await loadFastdiff();
 const models = modelKinds.map(prepareModel);
 if (verify) await runVerify(models);
+const pairedCount = Number(opt("--paired", "0"));
+if (pairedCount > 0) {
+  if (!fd) throw new Error(`--paired needs fastdiff (${fdReason})`);
+  if (!ortAvailable() || models.some((m) => !m.onnx)) throw new Error("--paired needs onnxruntime-node and the ONNX exports (bash bench/setup-models.sh)");
+  await runPaired(models, pairedCount);
+  process.exit(0);
+}
 
 const active = impls.filter((i) => {
   if (i === "ours" && !fd) return console.log(`fastdiff: not available (${fdReason})`), false;

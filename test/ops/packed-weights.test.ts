@@ -79,9 +79,12 @@ type Conv = [number[], number[], fd.Conv2dOptions]; // input, weight, options
 // 3×3 at the UNet's 28/14/7 sizes (K = C·9 in one or several K blocks: kc_conv is 600 on
 // AVX-512; Winograd: K = C), more output channels than one row block, 1×1 (the plain-matrix K
 // blocking), strided, groups > 1 (no pack), and a batch of 8 (Winograd splits tiles over threads).
+// At batch 1 and 2 threads Winograd splits the output channels evenly: 128 → rows 64.. and 300 → rows 150..
+// (more than one row block) start inside a packed panel of U (mr = 14 on AVX-512, 6 on AVX2).
 const CONVS: Conv[] = [
   [[1, 64, 28, 28], [64, 64, 3, 3], { padding: 1 }],
   [[1, 128, 7, 7], [128, 128, 3, 3], { padding: 1 }],
+  [[1, 40, 7, 7], [300, 40, 3, 3], { padding: 1 }],
   [[1, 256, 14, 14], [128, 256, 3, 3], { padding: 1 }],
   [[2, 20, 9, 11], [200, 20, 3, 3], { padding: 1 }],
   [[1, 96, 14, 14], [130, 96, 1, 1], {}],
@@ -128,6 +131,31 @@ describe.each(ISAS)("packed conv weights under %s", (isa) => {
             for (let i = 0; i < ref.length; ++i) err = Math.max(err, Math.abs(again[i]! - ref[i]!));
             if (algorithm === "direct") expect(maxRelErr(again, ref)).toBeLessThan(TOL_GEMM);
             else expect(err / scale).toBeLessThan(TOL_WINOGRAD[algorithm]!);
+          }
+        });
+      });
+    },
+  );
+
+  // bf16 panels ("medium": k-pairs in 32-bit words, read MR words per step like the float32 ones): a thread's
+  // share of U starting inside a panel must be read at the same offset.
+  const bf16Algorithms: fd.ConvAlgorithm[] = isa === "avx512" && HAS_BF16 ? ["direct", "winograd"] : [];
+  (bf16Algorithms.length ? test.each(bf16Algorithms) : test.skip.each(["(no AVX512-BF16)"]))(
+    'bit-identical to packing per call under matmul precision "medium" (%s), 1 and 2 threads',
+    (algorithm) => {
+      fd.setIsa(isa);
+      fd.setConvAlgorithm(algorithm);
+      fd.setMatmulPrecision("medium");
+      CONVS.forEach(([xs, ws, o], c) => {
+        fd.scope(() => {
+          const x = fd.tensor(hostValues(xs, 40 + c), xs);
+          const w = fd.tensor(hostValues(ws, 50 + c, 0.2), ws);
+          const b = fd.tensor(hostValues([ws[0]!], 60 + c), [ws[0]!]);
+          for (const threads of [1, 2]) {
+            fd.setNumThreads(threads);
+            const fresh = convPerCall(x, w, b, o);
+            const again = (convReused(x, w, b, o), convReused(x, w, b, o));
+            expect({ conv: c, threads, same: bitEqual(again, fresh) }).toEqual({ conv: c, threads, same: true });
           }
         });
       });

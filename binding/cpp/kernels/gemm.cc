@@ -114,11 +114,21 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   MicroEpi epi;
   epi.alpha = alpha;
   epi.beta = beta;
-  // The packed A panels of K block pc from row i on: packed here into abuf, or found in A.packed.
+  // The packed A panels of K block pc from row i on: packed here into abuf (from row i), or found in
+  // A.packed, whose panels start at multiples of MR — then from the panel holding row i (see a_tile).
   auto pack_a_block = [&](int64_t pc, int64_t kc, int64_t i, int64_t mc) -> const float* {
-    if (A.packed) return A.packed + pc * A.packed_mp + i * kc;
+    if (A.packed) return A.packed + pc * A.packed_mp + (i - i % MR) * kc;
     ks.pack_a(A.p + i * A.rs + pc * A.cs, A.rs, A.cs, mc, kc, abuf);
     return abuf;
+  };
+  // Micro-tile rows of a row block [i, i + mc) whose panels start at ap: rows r.. of the block, up to the end
+  // of the panel holding it. A kept pack split at a row inside a panel (threads sharing output rows evenly,
+  // not in whole panels) begins with a short tile read at that row's offset in its panel: the micro-kernel
+  // steps MR floats per k whatever its row count.
+  auto a_tile = [&](const float* ap, int64_t kc, int64_t i, int64_t r, int64_t mc, int* m) -> const float* {
+    const int64_t head = A.packed ? i % MR : 0, q = r + head, off = q % MR;
+    *m = static_cast<int>(min64(MR - off, mc - r));
+    return ap + (q - off) * kc + off;
   };
   // The packed B panels of K block pc from column j on: packed here into dst, or found in B.packed.
   auto pack_b_block = [&](int64_t pc, int64_t kc, int64_t j, int64_t n, float* dst) -> const float* {
@@ -144,22 +154,24 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
           const int n = static_cast<int>(min64(NR, n1 - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jr : nullptr;
           int64_t ir0 = 0;
-          if (B.kind == 1 && ks.conv_first) {  // pack fused into the first micro-tile
+          const bool aligned = !A.packed || ic % MR == 0;
+          if (B.kind == 1 && ks.conv_first && aligned) {  // pack fused into the first micro-tile
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
             if (ks.conv_first(B.conv, pc, kc, jr, n, ap, bbuf, C + ic * ldc + jr, ldc,
                               static_cast<int>(min64(MR, mc)), &epi))
               ir0 = MR;
-          } else if (B.kind == 2 && ks.convt_first) {
+          } else if (B.kind == 2 && ks.convt_first && aligned) {
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic : nullptr;
             if (ks.convt_first(B.convt, pc, kc, jr, n, ap, bbuf, C + ic * ldc + jr, ldc,
                                static_cast<int>(min64(MR, mc)), &epi))
               ir0 = MR;
           }
           const float* bp = ir0 == 0 ? pack_b_block(pc, kc, jr, n, bbuf) : bbuf;
-          for (int64_t ir = ir0; ir < mc; ir += MR) {
-            const int m = static_cast<int>(min64(MR, mc - ir));
+          int m = 0;
+          for (int64_t ir = ir0; ir < mc; ir += m) {
+            const float* at = a_tile(ap, kc, ic, ir, mc, &m);
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
-            ks.micro(kc, ap + ir * kc, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
+            ks.micro(kc, at, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
       }
@@ -179,10 +191,11 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
           const int n = static_cast<int>(min64(NR, nc - jr));
           epi.bias_col = (bias_col && epi.first) ? bias_col + jc + jr : nullptr;
           const float* bp = bblock + jr * kc;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int m = static_cast<int>(min64(MR, mc - ir));
+          int m = 0;
+          for (int64_t ir = 0; ir < mc; ir += m) {
+            const float* at = a_tile(ap, kc, ic, ir, mc, &m);
             epi.bias_row = (bias_row && epi.first) ? bias_row + ic + ir : nullptr;
-            ks.micro(kc, ap + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
+            ks.micro(kc, at, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
           }
         }
       }
@@ -239,8 +252,10 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
           if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
           return;
         }
+        // Rows in even shares (a packed A is read from inside a panel, see gemm_block), columns in
+        // whole panels of nr (a packed B is not).
         int64_t mb, me, nb, ne;
-        block_range(M, ks.mr, tm, tid / tn, &mb, &me);
+        block_range(M, 1, tm, tid / tn, &mb, &me);
         block_range(N, ks.nr, tn, tid % tn, &nb, &ne);
         gemm_block(ks, mb, me, nb, ne, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
       },

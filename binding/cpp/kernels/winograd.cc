@@ -168,7 +168,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
   const size_t per_chunk = static_cast<size_t>(KK * (KSV + KSM));
   const size_t tmp_floats = static_cast<size_t>(wk->tmp_floats(Tmax, TW, W));
 
-  // The α² GEMMs of one chunk, output channels [o0, o1) (o0 a multiple of mr).
+  // The α² GEMMs of one chunk, output channels [o0, o1).
   auto gemms = [&](const float* U, const float* V, float* Mb, int64_t T, int64_t o0, int64_t o1) {
     for (int64_t k = 0; k < KK; ++k) {
       impl::ASource a{U + k * KSU, IC, 1};
@@ -198,7 +198,9 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
     for (int64_t item = ib; item < ie; ++item) {
       int64_t r0, r1, o0, o1;
       chunk_range(item / parts, &r0, &r1);
-      impl::block_range(OC, gk.mr, parts, int(item % parts), &o0, &o1);
+      // Even shares of output channels, not whole panels of mr (128 = 70 + 58 with mr 14): gemm_block reads a
+      // kept U from inside a panel, and the halves of y are then the halves the next elementwise op takes.
+      impl::block_range(OC, 1, parts, int(item % parts), &o0, &o1);
       const int64_t T = (r1 - r0) * TW;
       float* V = vm;
       float* Mb = vm + KK * KSV;
