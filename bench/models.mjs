@@ -532,9 +532,10 @@ async function pairedCase(m, threads, batch, pairs, blockMs, gapMs) {
         await sleep(gapMs);
         const a = cpuSnap(), c0 = procCpu(child.pid);
         const r = impl === "ours" ? await ours(oursIters) : await ort(ortIters);
-        const foreign = foreignSince(a) - (procCpu(child.pid) - c0) / Math.max(1e-3, (performance.now() - a.t) / 1e3);
+        const childCores = (procCpu(child.pid) - c0) / Math.max(1e-3, (performance.now() - a.t) / 1e3);
         pair[impl] = r.ms;
-        pair[`${impl}_foreign_cores`] = foreign;
+        pair[`${impl}_foreign_cores`] = foreignSince(a) - childCores;
+        if (impl === "ours") pair.ort_cores_during_ours = childCores; // ~0: its pool was idle, not spinning
       }
       if (Math.max(pair.ours_foreign_cores, pair.ort_foreign_cores) > maxForeign) dropped += 1;
       else kept.push({ ...pair, ratio: pair.ort / pair.ours });
