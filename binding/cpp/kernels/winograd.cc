@@ -6,9 +6,12 @@
 // cut into more, smaller chunks. Data written by one core and read by another is
 // what costs here: splitting the phases of one chunk over the threads (V and M change
 // cores twice) or U's pairs (U once) made 2 threads slower than 1 on a Zen 5 VM
-// (64→64 channels at 28×28: 260 µs on 1 thread, 350 µs on 2). Tiles are independent
-// and the GEMM reduction is whole, so the chunking never changes the arithmetic of
-// an output element.
+// (64→64 channels at 28×28: 260 µs on 1 thread, 350 µs on 2). The exception is a map
+// with too few tiles to split (one 14×14 or 7×7 image), where the threads share the
+// output channels: there each transforming every input channel itself cost more than
+// reading the other's half of one shared V (2 threads, 13–20% faster per conv).
+// Tiles are independent and the GEMM reduction is whole, so the chunking never changes
+// the arithmetic of an output element.
 #include "kernels/winograd.h"
 #include "kernels/scratch.h"
 
@@ -22,7 +25,7 @@
 namespace fd::kernels::wino {
 namespace {
 
-thread_local ScratchBuf tl_u, tl_vm, tl_tmp;
+thread_local ScratchBuf tl_u, tl_vm, tl_m, tl_tmp;
 // "auto" takes Winograd from 256 tiles of 2×2 outputs (more than one 28×28 image).
 // Measured on a 2-vCPU Zen 5 VM (512-bit FMAs at full width, so the transforms' memory
 // traffic and each thread's weight transform weigh more than on Zen 4): on one image
@@ -158,8 +161,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
   ThreadPool& pool = ThreadPool::global();
   const int nt = ThreadPool::in_parallel() ? 1 : pool.num_threads();
   // Few tiles (one small image): splitting them would leave each thread GEMMs a few
-  // columns wide, so the threads share the output channels instead, each transforming
-  // all input tiles itself (cheaper than moving V between cores).
+  // columns wide, so the threads share the output channels instead (below).
   const int parts = nt > 1 && rows_total * TW < kMinTilesPerThread * nt ? nt : 1;
   const int64_t rows = chunk_rows(KK, IC, OC, TW, rows_total, parts > 1 ? 1 : nt);
   const int64_t nchunks = (rows_total + rows - 1) / rows;
@@ -209,6 +211,38 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
       wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, o0, o1, T, KSM, bias, y, tmp);
     }
   };
+  if (parts > 1 && nchunks == 1) {
+    // One chunk shared by output channels: the threads transform disjoint input channels into one V, then each
+    // multiplies and transforms back its share of the output channels (reading the other's half of V) — rather
+    // than each transforming every input channel itself, which at 14×14 costs a third of a thread's time.
+    float* V = tl_vm.get(static_cast<size_t>(KK * KSV));
+    if (!V) return false;
+    const int64_t T = rows_total * TW;
+    pool.run_on_all(
+        [&](int tid, int n) {
+          int64_t c0, c1;
+          impl::block_range(IC, 1, n, tid, &c0, &c1);
+          float* tmp = tl_tmp.get(tmp_floats);
+          if (!tmp) return ok.store(false);
+          wk->input(x, IC, H, W, pad, TH, TW, 0, rows_total, c0, c1, T, KSV, V, tmp);
+        },
+        parts);
+    if (!ok.load()) return false;
+    pool.run_on_all(
+        [&](int tid, int n) {
+          int64_t o0, o1;
+          impl::block_range(OC, 1, n, tid, &o0, &o1);
+          float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(KK * KSU));
+          float* Mb = tl_m.get(static_cast<size_t>(KK * KSM));
+          float* tmp = tl_tmp.get(tmp_floats);
+          if ((!packed_u && !U) || !Mb || !tmp) return ok.store(false);
+          if (!packed_u) wk->weight(w, P, 0, P, KSU, U);
+          gemms(U, V, Mb, T, o0, o1);
+          wk->output(Mb, OC, OH, OW, TH, TW, 0, rows_total, o0, o1, T, KSM, bias, y, tmp);
+        },
+        parts);
+    return ok.load();
+  }
   const int64_t items = nchunks * parts;
   if (nt > 1 && items > 1)
     pool.parallel_for(items, 1, run_items);
