@@ -133,3 +133,34 @@ describe("winograd conv3x3", () => {
     });
   });
 });
+
+// A weight that records its gradient is not kept packed: its U is transformed per call, by every thread that
+// multiplies with it. On a map with few tiles two threads share the output channels (and one transformed input,
+// kernels/winograd.cc); the bits must be those of the kept-U path and of one thread.
+test("a weight that requires grad (U per call) gives the kept-U bits on 1 and 2 threads", () => {
+  const few = CASES.filter((c) => c.x[0]! * Math.ceil((c.x[2]! + 2 * c.pad - 2) / 4) * Math.ceil((c.x[3]! + 2 * c.pad - 2) / 4) < 32);
+  expect(few.length).toBeGreaterThanOrEqual(4);
+  const problems: string[] = [];
+  for (const algo of ["winograd", "winograd4"] as const) {
+    fd.setConvAlgorithm(algo);
+    few.forEach((c, i) => {
+      const outs = [1, 2].flatMap((threads) => {
+        fd.setNumThreads(threads);
+        return [false, true].map((grad) =>
+          fd.scope(() => {
+            const x = randomTensor(c.x, 5000 + i);
+            const w = randomTensor(c.w, 6000 + i, 1 / Math.sqrt(c.w[1]! * 9));
+            w.requiresGrad = grad;
+            return fd.conv2d(x, w, c.bias ? randomTensor([c.w[0]!], 7000 + i) : null, { padding: c.pad }).dataSync();
+          }),
+        );
+      });
+      outs.forEach((o, k) => {
+        if (!bitwiseEqual(o, outs[0]!)) problems.push(`${algo} ${label(c)}: run ${k} (threads ${1 + (k >> 1)}, grad ${k & 1}) differs`);
+      });
+    });
+  }
+  fd.setConvAlgorithm("auto");
+  fd.setNumThreads(THREADS);
+  expect(problems).toEqual([]);
+});
