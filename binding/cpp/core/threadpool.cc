@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -19,6 +21,7 @@ namespace fd {
 namespace {
 
 thread_local bool tls_in_parallel = false;
+thread_local int tls_slot = 0;  // 0: a thread outside the pool (the submitter); 1..n-1: the pool's workers
 
 int default_threads() {
   if (const char* env = std::getenv("FASTDIFF_NUM_THREADS")) {
@@ -49,6 +52,13 @@ struct ThreadPool::Impl {
   std::atomic<uint64_t> ticket{0};      // sequence:32 | n:16 | next:16
   std::atomic<int> done{0};             // chunks finished in the current job
   std::atomic<bool> stop{false};
+  // (time per item on the worker) / (time per item on the submitting thread), averaged over balanced jobs;
+  // FASTDIFF_SPEED_RATIO fixes it (tests: cuts far from the middle must not change any result).
+  const double fixed_ratio = [] {
+    const char* env = std::getenv("FASTDIFF_SPEED_RATIO");
+    return env ? std::atof(env) : 0.0;
+  }();
+  std::atomic<double> speed_ratio{fixed_ratio > 0 ? fixed_ratio : 1.0};
   const std::function<void(int, int)>* job = nullptr;
   uint32_t sequence = 0;
   int threads = 1;
@@ -78,8 +88,9 @@ struct ThreadPool::Impl {
     }
   }
 
-  void worker_loop(uint64_t seen) {
+  void worker_loop(int slot, uint64_t seen) {
     tls_in_parallel = true;
+    tls_slot = slot;
     for (;;) {
       uint64_t gen = generation.load(std::memory_order_acquire);
       for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
@@ -101,7 +112,7 @@ struct ThreadPool::Impl {
     threads = n;
     stop = false;
     const uint64_t now = generation.load(std::memory_order_acquire);
-    for (int tid = 1; tid < n; ++tid) workers.emplace_back([this, now] { worker_loop(now); });
+    for (int tid = 1; tid < n; ++tid) workers.emplace_back([this, tid, now] { worker_loop(tid, now); });
   }
 
   void shutdown() {
@@ -127,6 +138,7 @@ ThreadPool& ThreadPool::global() {
 int ThreadPool::num_threads() const { return impl_->threads; }
 
 bool ThreadPool::in_parallel() { return tls_in_parallel; }
+
 
 void ThreadPool::resize(int threads) {
   threads = std::max(1, std::min(threads, 256));
@@ -181,6 +193,37 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
         if (begin < end) fn(begin, end);
       },
       threads);
+}
+
+void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (impl_->threads != 2 || tls_in_parallel || n < 2 * std::max<int64_t>(grain, 1)) {
+    parallel_for(n, grain, fn);
+    return;
+  }
+  // The first of the two chunks to start takes [0, cut) sized by its own thread's share, the other the rest
+  // (also when one thread runs both because the other was late).
+  const double r = impl_->speed_ratio.load(std::memory_order_relaxed);
+  std::atomic<int64_t> cut{-1};
+  double ns[2] = {0, 0}, items[2] = {0, 0};  // per slot, each written by its own thread
+  run_on_all(
+      [&](int, int) {
+        const int slot = tls_slot == 0 ? 0 : 1;
+        const double share = slot == 0 ? r / (1.0 + r) : 1.0 / (1.0 + r);
+        const int64_t want = std::min<int64_t>(n, std::llround(share * double(n)));
+        int64_t b = 0, e = want, expected = -1;
+        if (!cut.compare_exchange_strong(expected, want)) b = expected, e = n;
+        if (b >= e) return;
+        const auto t0 = std::chrono::steady_clock::now();
+        fn(b, e);
+        ns[slot] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        items[slot] += double(e - b);
+      },
+      2);
+  if (impl_->fixed_ratio <= 0 && items[0] > 0 && items[1] > 0 && ns[0] > 0) {  // both ran a chunk: fold in
+    const double sample = std::min(2.0, std::max(0.5, (ns[1] / items[1]) / (ns[0] / items[0])));
+    impl_->speed_ratio.store(0.9 * r + 0.1 * sample, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace fd

@@ -19,11 +19,19 @@ class ThreadPool {
   // chunks are done. Chunk boundaries depend only on (n, grain, num_threads).
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+  // parallel_for for work whose results do not depend on where it is cut (elementwise ops, GEMM rows, independent
+  // tasks), n items of equal cost. On two threads the cut follows their measured speeds: a 2-vCPU VM runs one vCPU
+  // ~20% slower than the other for minutes at a time (a neighbour on its core), and equal halves would wait for
+  // it. Each such job's timing refines the estimate. Other thread counts, or fewer than 2·grain items: as
+  // parallel_for(n, grain, fn).
+  void parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
   // Calls fn(tid, nthreads) exactly once on each of nthreads = min(num_threads, max_threads) threads.
   void run_on_all(const std::function<void(int, int)>& fn, int max_threads = 1 << 30);
 
   // True inside a parallel region (nested calls run serially).
   static bool in_parallel();
+
 
   // Changes the worker count (testing / fd.setNumThreads); must not be called from a kernel.
   void resize(int threads);

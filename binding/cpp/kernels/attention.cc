@@ -1,8 +1,8 @@
 // Public attention entry points: dispatch on fd::active_isa() and threading.
-// Forward: tasks are (b, h, query block), split statically over the pool's
-// threads. Backward: tasks are whole (b, h) heads, so every gq/gk/gv row is
-// written by exactly one thread and the summation order never depends on the
-// thread count (results are bit-identical for any thread count).
+// Forward: tasks are (b, h, query block), split over the pool's threads. Backward:
+// tasks are whole (b, h) heads, so every gq/gk/gv row is written by exactly one
+// thread and the summation order never depends on the thread count (results are
+// bit-identical for any thread count).
 // Scratch: one 64-byte-aligned buffer per executing thread, reused across calls.
 #include <atomic>
 #include <cmath>
@@ -23,25 +23,20 @@ thread_local ScratchBuf tls_scratch;
 // Never throws (runs inside worker threads); returns null if allocation fails.
 float* thread_scratch(size_t floats) { return tls_scratch.get(floats); }
 
-// Splits [0, ntasks) statically over the pool (chunk bounds depend only on ntasks
-// and the thread count) and calls body(begin, end, scratch) per chunk.
+// Splits [0, ntasks) over the pool (tasks are independent, so where the cut falls changes no result: on two
+// threads it follows their speeds) and calls body(begin, end, scratch) per chunk.
 template <typename Body>
 void run_tasks(int64_t ntasks, size_t scratch_floats, const Body& body) {
   if (ntasks <= 0) return;
   std::atomic<bool> oom{false};
-  const int64_t maxt = ntasks < (1 << 30) ? ntasks : (1 << 30);
-  ThreadPool::global().run_on_all(
-      [&](int tid, int nt) {
-        const int64_t begin = ntasks * tid / nt, end = ntasks * (tid + 1) / nt;
-        if (begin >= end) return;
-        float* scratch = thread_scratch(scratch_floats);
-        if (!scratch) {
-          oom.store(true);
-          return;
-        }
-        body(begin, end, scratch);
-      },
-      static_cast<int>(maxt));
+  ThreadPool::global().parallel_for_balanced(ntasks, 1, [&](int64_t begin, int64_t end) {
+    float* scratch = thread_scratch(scratch_floats);
+    if (!scratch) {
+      oom.store(true);
+      return;
+    }
+    body(begin, end, scratch);
+  });
   FD_CHECK(!oom.load(), ErrorCode::Memory, "attention: cannot allocate ", scratch_floats * sizeof(float),
            " bytes of kernel scratch");
 }

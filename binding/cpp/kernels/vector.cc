@@ -42,7 +42,7 @@ void for_elements(int64_t n, int64_t min_parallel, const F& f) {
   }
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int64_t grain = std::max<int64_t>(1, (min_parallel / 2) / kBlock);
-  ThreadPool::global().parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) {
+  ThreadPool::global().parallel_for_balanced(blocks, grain, [&](int64_t b0, int64_t b1) {
     const int64_t e0 = b0 * kBlock, e1 = std::min(n, b1 * kBlock);
     if (e0 < e1) f(e0, e1);
   });
@@ -58,7 +58,7 @@ void for_items(int64_t items, int64_t item_cost, const F& f) {
     return;
   }
   const int64_t grain = std::max<int64_t>(1, (kParallelMin / 2) / std::max<int64_t>(1, item_cost));
-  ThreadPool::global().parallel_for(items, grain, f);
+  ThreadPool::global().parallel_for_balanced(items, grain, f);
 }
 
 // Exp/log-heavy unary ops are worth threading at smaller sizes than memory-bound ones.

@@ -218,29 +218,24 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
     float* V = tl_vm.get(static_cast<size_t>(KK * KSV));
     if (!V) return false;
     const int64_t T = rows_total * TW;
-    pool.run_on_all(
-        [&](int tid, int n) {
-          int64_t c0, c1;
-          impl::block_range(IC, 1, n, tid, &c0, &c1);
-          float* tmp = tl_tmp.get(tmp_floats);
-          if (!tmp) return ok.store(false);
-          wk->input(x, IC, H, W, pad, TH, TW, 0, rows_total, c0, c1, T, KSV, V, tmp);
-        },
-        parts);
+    auto input = [&](int64_t c0, int64_t c1) {
+      float* tmp = tl_tmp.get(tmp_floats);
+      if (!tmp) return ok.store(false);
+      wk->input(x, IC, H, W, pad, TH, TW, 0, rows_total, c0, c1, T, KSV, V, tmp);
+    };
+    auto multiply = [&](int64_t o0, int64_t o1) {
+      float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(KK * KSU));
+      float* Mb = tl_m.get(static_cast<size_t>(KK * KSM));
+      float* tmp = tl_tmp.get(tmp_floats);
+      if ((!packed_u && !U) || !Mb || !tmp) return ok.store(false);
+      if (!packed_u) wk->weight(w, P, 0, P, KSU, U);
+      gemms(U, V, Mb, T, o0, o1);
+      wk->output(Mb, OC, OH, OW, TH, TW, 0, rows_total, o0, o1, T, KSM, bias, y, tmp);
+    };
+    // Channels are cut anywhere (gemm_block reads a kept U from inside a panel), in shares by the threads' speed.
+    pool.parallel_for_balanced(IC, 1, input);
     if (!ok.load()) return false;
-    pool.run_on_all(
-        [&](int tid, int n) {
-          int64_t o0, o1;
-          impl::block_range(OC, 1, n, tid, &o0, &o1);
-          float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(KK * KSU));
-          float* Mb = tl_m.get(static_cast<size_t>(KK * KSM));
-          float* tmp = tl_tmp.get(tmp_floats);
-          if ((!packed_u && !U) || !Mb || !tmp) return ok.store(false);
-          if (!packed_u) wk->weight(w, P, 0, P, KSU, U);
-          gemms(U, V, Mb, T, o0, o1);
-          wk->output(Mb, OC, OH, OW, TH, TW, 0, rows_total, o0, o1, T, KSM, bias, y, tmp);
-        },
-        parts);
+    pool.parallel_for_balanced(OC, 1, multiply);
     return ok.load();
   }
   const int64_t items = nchunks * parts;
