@@ -139,7 +139,6 @@ int ThreadPool::num_threads() const { return impl_->threads; }
 
 bool ThreadPool::in_parallel() { return tls_in_parallel; }
 
-
 void ThreadPool::resize(int threads) {
   threads = std::max(1, std::min(threads, 256));
   std::lock_guard<std::mutex> lock(impl_->submit_mutex);

@@ -32,7 +32,6 @@ class ThreadPool {
   // True inside a parallel region (nested calls run serially).
   static bool in_parallel();
 
-
   // Changes the worker count (testing / fd.setNumThreads); must not be called from a kernel.
   void resize(int threads);
 

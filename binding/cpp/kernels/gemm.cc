@@ -246,8 +246,8 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
     gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
     return;
   }
-  if (T == 2) {  // rows cut anywhere, columns in whole panels (see below), in shares by the threads' speeds
-    auto& pool = ThreadPool::global();
+  auto& pool = ThreadPool::global();
+  if (T == 2 && pool.num_threads() == 2) {  // rows cut anywhere, columns in whole panels (see below), by speed
     if (tn == 1)
       pool.parallel_for_balanced(M, 1, [&](int64_t mb, int64_t me) {
         gemm_block(ks, mb, me, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
@@ -258,7 +258,7 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
       });
     return;
   }
-  ThreadPool::global().run_on_all(
+  pool.run_on_all(
       [&](int tid, int nt) {
         if (nt != T) {  // fewer threads than asked: cover everything from thread 0
           if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
