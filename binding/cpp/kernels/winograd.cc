@@ -165,7 +165,10 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
   const int parts = nt > 1 && rows_total * TW < kMinTilesPerThread * nt ? nt : 1;
   const int64_t rows = chunk_rows(KK, IC, OC, TW, rows_total, parts > 1 ? 1 : nt);
   const int64_t nchunks = (rows_total + rows - 1) / rows;
-  const int64_t Tmax = rows * TW, P = OC * IC;
+  // Two chunks of tile rows on two threads (one 28×28 image: 7 rows, 4 + 3): the rows are cut by the threads'
+  // speeds instead, so the scratch holds up to all of them.
+  const bool rows_by_speed = parts == 1 && nt == 2 && nchunks == 2;
+  const int64_t Tmax = (rows_by_speed ? rows_total : rows) * TW, P = OC * IC;
   const int64_t KSU = kstride(P), KSV = kstride(IC * Tmax), KSM = kstride(OC * Tmax);
   const size_t per_chunk = static_cast<size_t>(KK * (KSV + KSM));
   const size_t tmp_floats = static_cast<size_t>(wk->tmp_floats(Tmax, TW, W));
@@ -185,32 +188,44 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
   };
 
   std::atomic<bool> ok{true};
-  // Work item i: chunk i / parts, output-channel share i % parts.
-  auto run_items = [&](int64_t ib, int64_t ie) {
+  // Runs `body(U, V·M scratch, tmp)` with this thread's buffers (false: out of memory). Every thread transforms the
+  // weights itself: recomputing U (~10 µs for 64×64 channels) is cheaper than moving it between cores.
+  auto with_buffers = [&](const auto& body) {
     float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(KK * KSU));
     float* vm = tl_vm.get(per_chunk);
     float* tmp = tl_tmp.get(tmp_floats);
-    if ((!packed_u && !U) || !vm || !tmp) {
-      ok.store(false);
-      return;
-    }
-    // Every thread transforms the weights itself: recomputing U (~10 µs for 64×64
-    // channels) is cheaper than moving it between cores.
+    if ((!packed_u && !U) || !vm || !tmp) return ok.store(false);
     if (!packed_u) wk->weight(w, P, 0, P, KSU, U);
-    for (int64_t item = ib; item < ie; ++item) {
-      int64_t r0, r1, o0, o1;
-      chunk_range(item / parts, &r0, &r1);
-      // Even shares of output channels, not whole panels of mr (128 = 70 + 58 with mr 14): gemm_block reads a
-      // kept U from inside a panel, and the halves of y are then the halves the next elementwise op takes.
-      impl::block_range(OC, 1, parts, int(item % parts), &o0, &o1);
-      const int64_t T = (r1 - r0) * TW;
-      float* V = vm;
-      float* Mb = vm + KK * KSV;
-      wk->input(x, IC, H, W, pad, TH, TW, r0, r1, 0, IC, T, KSV, V, tmp);
-      gemms(U, V, Mb, T, o0, o1);
-      wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, o0, o1, T, KSM, bias, y, tmp);
-    }
+    body(U, vm, tmp);
   };
+  // Tile rows [r0, r1) for output channels [o0, o1).
+  auto chunk = [&](const float* U, float* vm, float* tmp, int64_t r0, int64_t r1, int64_t o0, int64_t o1) {
+    const int64_t T = (r1 - r0) * TW;
+    float* V = vm;
+    float* Mb = vm + KK * KSV;
+    wk->input(x, IC, H, W, pad, TH, TW, r0, r1, 0, IC, T, KSV, V, tmp);
+    gemms(U, V, Mb, T, o0, o1);
+    wk->output(Mb, OC, OH, OW, TH, TW, r0, r1, o0, o1, T, KSM, bias, y, tmp);
+  };
+  // Work item i: chunk i / parts, output-channel share i % parts.
+  auto run_items = [&](int64_t ib, int64_t ie) {
+    with_buffers([&](const float* U, float* vm, float* tmp) {
+      for (int64_t item = ib; item < ie; ++item) {
+        int64_t r0, r1, o0, o1;
+        chunk_range(item / parts, &r0, &r1);
+        // Even shares of output channels, not whole panels of mr (128 = 70 + 58 with mr 14): gemm_block reads a
+        // kept U from inside a panel, and the halves of y are then the halves the next elementwise op takes.
+        impl::block_range(OC, 1, parts, int(item % parts), &o0, &o1);
+        chunk(U, vm, tmp, r0, r1, o0, o1);
+      }
+    });
+  };
+  if (rows_by_speed) {
+    pool.parallel_for_balanced(rows_total, 1, [&](int64_t r0, int64_t r1) {
+      with_buffers([&](const float* U, float* vm, float* tmp) { chunk(U, vm, tmp, r0, r1, 0, OC); });
+    });
+    return ok.load();
+  }
   if (parts > 1 && nchunks == 1) {
     // One chunk shared by output channels: the threads transform disjoint input channels into one V, then each
     // multiplies and transforms back its share of the output channels (reading the other's half of V) — rather

@@ -204,7 +204,7 @@ template <size_t N, typename Run>
 void for_each_run(const MergedBroadcast& m, Run run) {
   const BroadcastPlan p = plan_broadcast(m);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(p.run, 1));
-  ThreadPool::global().parallel_for(p.outer, grain, [&](int64_t o0, int64_t o1) {
+  ThreadPool::global().parallel_for_balanced(p.outer, grain, [&](int64_t o0, int64_t o1) {
     int64_t off[N];
     for (int64_t o = o0; o < o1; ++o) {
       p.offsets(o, off);

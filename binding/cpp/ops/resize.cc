@@ -188,7 +188,7 @@ struct Resample {
 
   void gather(const float* x, float* y, int64_t planes) const {
     const int64_t oh = out_h(), ow = out_w();
-    ThreadPool::global().parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+    ThreadPool::global().parallel_for_balanced(planes, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const float* src = x + p * in_h * in_w;
         float* dst = y + p * oh * ow;
@@ -208,7 +208,7 @@ struct Resample {
   void forward(const float* x, float* y, int64_t planes) const {
     if (is_gather()) return gather(x, y, planes);
     const int64_t oh = out_h(), ow = out_w(), ky = ty.per_output, kx = tx.per_output;
-    ThreadPool::global().parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+    ThreadPool::global().parallel_for_balanced(planes, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const float* src = x + p * in_h * in_w;
         float* dst = y + p * oh * ow;
@@ -229,7 +229,7 @@ struct Resample {
 
   void backward(const float* gy, float* gx, int64_t planes) const {
     const int64_t oh = out_h(), ow = out_w(), ky = ty.per_output, kx = tx.per_output;
-    ThreadPool::global().parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+    ThreadPool::global().parallel_for_balanced(planes, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         float* dst = gx + p * in_h * in_w;
         const float* src = gy + p * oh * ow;

@@ -34,11 +34,10 @@ struct PermuteBackward : Node {
 // Copies a box: dst[outer][0:len] = src[outer·src_stride + src_offset ...] for
 // `outer` rows of `len` contiguous floats.
 void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t len) {
-  ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(len, 1)),
-                                    [&](int64_t r0, int64_t r1) {
-                                      for (int64_t r = r0; r < r1; ++r)
-                                        std::memcpy(dst + r * dst_stride, src + r * src_stride, size_t(len) * 4);
-                                    });
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(len, 1));
+  ThreadPool::global().parallel_for_balanced(rows, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, size_t(len) * 4);
+  });
 }
 
 struct SliceBackward : Node {
@@ -112,19 +111,19 @@ void permute_cpu(const float* src, const Shape& in_shape, const std::vector<int6
   for (int64_t i = 0; i < nd; ++i) shape[i] = in_shape[perm[i]], st[i] = in_strides[perm[i]];
   const int64_t inner = nd ? shape[nd - 1] : 1, inner_stride = nd ? st[nd - 1] : 1;
   const int64_t rows = inner ? shape_numel(shape) / inner : 0;
-  ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)),
-                                    [&](int64_t r0, int64_t r1) {
-                                      for (int64_t r = r0; r < r1; ++r) {
-                                        int64_t off = 0, rem = r;
-                                        for (int64_t d = nd - 2; d >= 0; --d) {
-                                          off += (rem % shape[d]) * st[d];
-                                          rem /= shape[d];
-                                        }
-                                        float* o = dst + r * inner;
-                                        const float* s = src + off;
-                                        for (int64_t i = 0; i < inner; ++i) o[i] = s[i * inner_stride];
-                                      }
-                                    });
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1));
+  ThreadPool::global().parallel_for_balanced(rows, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t off = 0, rem = r;
+      for (int64_t d = nd - 2; d >= 0; --d) {
+        off += (rem % shape[d]) * st[d];
+        rem /= shape[d];
+      }
+      float* o = dst + r * inner;
+      const float* s = src + off;
+      for (int64_t i = 0; i < inner; ++i) o[i] = s[i * inner_stride];
+    }
+  });
 }
 
 // y (x's shape grown by before + after per dim) = value, with x copied in at `before`.
