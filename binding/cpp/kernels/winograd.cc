@@ -240,7 +240,7 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
     };
     auto multiply = [&](int64_t o0, int64_t o1) {
       float* U = packed_u ? nullptr : tl_u.get(static_cast<size_t>(KK * KSU));
-      float* Mb = tl_m.get(static_cast<size_t>(KK * KSM));
+      float* Mb = tl_m.get(static_cast<size_t>(KK * KSM));  // not tl_vm: the submitting thread's holds V
       float* tmp = tl_tmp.get(tmp_floats);
       if ((!packed_u && !U) || !Mb || !tmp) return ok.store(false);
       if (!packed_u) wk->weight(w, P, 0, P, KSU, U);
