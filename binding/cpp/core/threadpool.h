@@ -20,9 +20,10 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   // parallel_for for work whose results do not depend on where it is cut (elementwise ops, GEMM rows, independent
-  // tasks), n items of equal cost. On two threads the cut follows their measured speeds: a 2-vCPU VM runs one vCPU
-  // ~20% slower than the other for minutes at a time (a neighbour on its core), and equal halves would wait for
-  // it. Each such job's timing refines the estimate. Other thread counts, or fewer than 2·grain items: as
+  // tasks), n items of equal cost. On two threads the cut follows their measured speeds: the 2-vCPU VM of
+  // bench/RESULTS.md at times runs memory-heavy work ~25% slower on one vCPU than on the other (same FMA rate), for
+  // minutes, and equal halves would wait for it. Each such job's timing refines the estimate (per thread: the
+  // pool's worker vs whichever thread submits). Other thread counts, or fewer than 2·grain items: as
   // parallel_for(n, grain, fn).
   void parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
