@@ -25,6 +25,7 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   save: { type: "string", help: "also write the samples (+ labels) as .safetensors for 'fastdiff eval'" },
   interval: { type: "int", help: "FRDiff feature reuse: a keyframe every M evaluations (1: off)", min: 1 },
   "score-mixing": { type: "bool", help: "FRDiff score mixing (early non-keyframes jump; needs --interval)" },
+  "mixing-slope": { type: "number", help: "score mixing with this ramp slope [30]; negative: reuse early, jump late (needs --interval)" },
   deepcache: { type: "bool", help: "reuse the deep branch instead of FRDiff's points (needs --interval)" },
   "cache-profile": { type: "string", help: "a cache profile from 'fastdiff tune-cache' (the plan it learned)" },
   threads: { type: "int", help: "CPU threads [all cores]", min: 1 },
@@ -39,19 +40,22 @@ export function parseClass(value: string | undefined): number | "all" | undefine
   return c;
 }
 
-/** --interval / --score-mixing / --deepcache / --cache-profile as sample's featureReuse. */
+/** --interval / --score-mixing / --mixing-slope / --deepcache / --cache-profile as sample's featureReuse. */
 export async function featureReuseArgs(a: Record<string, unknown>): Promise<FeatureReuseOptions | CacheProfile | undefined> {
   const interval = a["interval"] as number | undefined;
   const profile = a["cache-profile"] as string | undefined;
+  const slope = a["mixing-slope"] as number | undefined;
+  const planFlags = a["score-mixing"] || slope !== undefined || a["deepcache"];
   if (profile !== undefined) {
-    if (interval !== undefined || a["score-mixing"] || a["deepcache"]) throw new UsageError("--cache-profile carries its own plan: drop --interval, --score-mixing, --deepcache");
+    if (interval !== undefined || planFlags) throw new UsageError("--cache-profile carries its own plan: drop --interval, --score-mixing, --mixing-slope, --deepcache");
     return loadCacheProfile(profile);
   }
   if (interval === undefined) {
-    if (a["score-mixing"] || a["deepcache"]) throw new UsageError("--score-mixing and --deepcache need --interval");
+    if (planFlags) throw new UsageError("--score-mixing, --mixing-slope and --deepcache need --interval");
     return undefined;
   }
-  return { interval, scoreMixing: Boolean(a["score-mixing"]), mode: a["deepcache"] ? "deepcache" : "frdiff" };
+  const scoreMixing = slope !== undefined ? { slope } : Boolean(a["score-mixing"]);
+  return { interval, scoreMixing, mode: a["deepcache"] ? "deepcache" : "frdiff" };
 }
 
 /** Samples drawn by a model or a student, with what they cost. */

@@ -7,7 +7,8 @@ import { native } from "../native";
 import { Tensor } from "../tensor";
 
 /** Score mixing (METHODS.md §6): at non-keyframe i of E evaluations, r = i/E and
- * λ(r) = clip((slope·(r − bias) + 2)/4, 0, 1); ε = λ·ε_FR + (1 − λ)·ε_key; λ < 1e-10 skips the network. */
+ * λ(r) = clip((slope·(r − bias) + 2)/4, 0, 1); ε = λ·ε_FR + (1 − λ)·ε_key; λ < 1e-10 skips the network.
+ * slope > 0 jumps early and reuses late (the paper); slope < 0 reuses early and jumps late. */
 export interface ScoreMixing {
   slope: number;
   bias: number;

@@ -115,7 +115,7 @@ export function validateProfile(source: string, value: unknown): CacheProfile {
   }
   if (!plan.keyframes.includes(0)) bad("plan.keyframes must include 0");
   const m = plan.scoreMixing;
-  if (m !== false && !(m && Number.isFinite(m.slope) && Number.isFinite(m.bias))) bad("plan.scoreMixing");
+  if (m !== false && !(m && Number.isFinite(m.slope) && m.slope !== 0 && Number.isFinite(m.bias))) bad("plan.scoreMixing");
   return p;
 }
 

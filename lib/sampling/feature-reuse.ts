@@ -15,7 +15,8 @@ export interface FeatureReuseOptions {
   /** Evaluations that run no network and reuse the previous evaluation's ε (a DDIM jump across them; what
    * Auto-FR learns). Not keyframes; default none. */
   skips?: readonly number[];
-  /** Score mixing: true for the paper's ramp (slope 30, bias 0.5), or your own; default off. */
+  /** Score mixing: true for the paper's ramp (slope 30, bias 0.5: jumps early, reuse late), or your own — a
+   * negative slope reverses it (reuse early, jumps late: better on both shipped teachers, bench/RESULTS.md); default off. */
   scoreMixing?: boolean | Partial<ScoreMixing>;
   /** "frdiff" (default): reuse ResNet conv1 outputs and attention branches (or `points`) at non-keyframes;
    * "deepcache": reuse the deep branch and recompute only the shallow path. */
@@ -42,7 +43,7 @@ export function scoreMixingOf(fn: string, value: FeatureReuseOptions["scoreMixin
   if (value === true) return { ...PAPER_SCORE_MIXING };
   if (value === null || typeof value !== "object") throw argumentError(fn, "featureReuse.scoreMixing must be a boolean or { slope, bias }");
   const mixing = { slope: value.slope ?? PAPER_SCORE_MIXING.slope, bias: value.bias ?? PAPER_SCORE_MIXING.bias };
-  if (!(Number.isFinite(mixing.slope) && mixing.slope > 0)) throw argumentError(fn, `featureReuse.scoreMixing.slope must be a finite number > 0, got ${mixing.slope}`);
+  if (!(Number.isFinite(mixing.slope) && mixing.slope !== 0)) throw argumentError(fn, `featureReuse.scoreMixing.slope must be a finite nonzero number, got ${mixing.slope}`);
   if (!Number.isFinite(mixing.bias)) throw argumentError(fn, `featureReuse.scoreMixing.bias must be finite, got ${mixing.bias}`);
   return mixing;
 }

@@ -116,6 +116,12 @@ describe("fastdiff CLI", () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/ERR_ARGUMENT: sample: the cache profile was tuned for steps 6/);
     expect(run("sample", "--model", model, "--score-mixing").code).toBe(2);
+    const reversed = run("sample", "--model", model, "--n", "2", "--steps", "6", "--solver", "ddim", "--interval", "2", "--mixing-slope", "-30", "--out", join(dir, "r.png"), "--json");
+    expect(reversed.code).toBe(0);
+    expect(JSON.parse(reversed.stdout.trim().split("\n").at(-1)!).nfePerSample).toBe(5); // r = 5/6 jumps, r = 1/6 reuses
+    const flat = run("sample", "--model", model, "--n", "2", "--steps", "6", "--solver", "ddim", "--interval", "2", "--mixing-slope", "0", "--out", join(dir, "r.png"));
+    expect(flat.code).toBe(1);
+    expect(flat.stderr).toMatch(/ERR_ARGUMENT: sample: featureReuse.scoreMixing.slope must be a finite nonzero number, got 0/);
     expect(run("tune-cache", "--model", model).code).toBe(2);
   });
 

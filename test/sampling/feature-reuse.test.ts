@@ -178,6 +178,26 @@ describe.each(models)("%s feature reuse", (_, make) => {
     r.samples.dispose();
   });
 
+  test("a negative slope reverses the ramp: reuse early, jumps late (the paper's slope mirrors it)", () => {
+    fd.noGrad(() => fd.scope(() => {
+      const points = d.network.reusePoints();
+      const keyframes = Array.from({ length: 10 }, (_, i) => i % 2 === 0);
+      // The action of each evaluation, from the cache's tally; r = i/10 at the odd (non-keyframe) i.
+      const actions = (slope: number) => {
+        const cache = new fd.FeatureCache({ points, keyframes, scoreMixing: { slope, bias: 0.5 } });
+        return keyframes.map((_, i) => {
+          const before = cache.counts;
+          d.denoise(x(), 10 / (i + 1), { classLabels: labels, featureReuse: { cache } });
+          const after = cache.counts;
+          return (["full", "reuse", "skip"] as const).find((k) => after[k] > before[k]);
+        });
+      };
+      // λ(r) = clip((−30·(r − 0.5) + 2)/4, 0, 1): 1 at r = 0.1, 0.3; 0.5 at 0.5 (a reuse, mixed); 0 at 0.7, 0.9
+      expect(actions(-30)).toEqual(["full", "reuse", "full", "reuse", "full", "reuse", "full", "skip", "full", "skip"]);
+      expect(actions(30)).toEqual(["full", "skip", "full", "skip", "full", "reuse", "full", "reuse", "full", "reuse"]);
+    }));
+  });
+
   test("a mixed step is λ·D_FR + (1 − λ)·(x̂ − σ·ε_key)", () => {
     fd.noGrad(() => fd.scope(() => {
       const x0 = x();
@@ -237,7 +257,8 @@ describe("plans: bad input is a clear error", () => {
     [{ points: ["nothing.*"] }, /matches nothing/],
     [{ mode: "deepcache", branch: 5 }, /branch/],
     [{ mode: "deepcache", points: ["*"] }, /points/],
-    [{ scoreMixing: { slope: -1 } }, /slope/],
+    [{ scoreMixing: { slope: 0 } }, /slope/],
+    [{ scoreMixing: { slope: Infinity } }, /slope/],
     [{ cadence: 2 }, /unknown option "cadence"/],
   ])("%j", async (featureReuse, pattern) => {
     await expect(run(d, { featureReuse: featureReuse as fd.FeatureReuseOptions })).rejects.toMatchObject({ code: "ERR_ARGUMENT", message: expect.stringMatching(pattern) });

@@ -17,9 +17,9 @@ void check_plan(const ReusePlan& plan) {
   for (size_t i = 0; i < plan.skips.size(); ++i)
     FD_CHECK(!(plan.skips[i] && plan.keyframes[i]), ErrorCode::Argument, "feature cache: evaluation ", i,
              " is both a keyframe and skipped");
-  FD_CHECK(std::isfinite(plan.slope) && plan.slope > 0 && std::isfinite(plan.bias), ErrorCode::Argument,
-           "feature cache: score mixing needs a finite slope > 0 and a finite bias, got slope ", plan.slope, ", bias ",
-           plan.bias);
+  FD_CHECK(std::isfinite(plan.slope) && plan.slope != 0 && std::isfinite(plan.bias), ErrorCode::Argument,
+           "feature cache: score mixing needs a finite nonzero slope and a finite bias, got slope ", plan.slope,
+           ", bias ", plan.bias);
   const bool any_reuse = std::any_of(plan.keyframes.begin(), plan.keyframes.end(), [](bool k) { return !k; });
   FD_CHECK(!any_reuse || !plan.points.empty() || plan.score_mixing || !plan.skips.empty(), ErrorCode::Argument,
            "feature cache: the plan reuses no points (give the points to reuse)");

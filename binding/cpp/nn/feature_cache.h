@@ -26,6 +26,7 @@ struct ReusePlan {
   std::vector<bool> skips;
   // Score mixing (METHODS.md §6): at non-keyframe i of E evaluations, r = i/E,
   // λ = clip((slope·(r − bias) + 2)/4, 0, 1); ε = λ·ε_FR + (1 − λ)·ε_key, the network skipped where λ < 1e-10.
+  // slope > 0 (the paper's): jumps early, reuse late; slope < 0: reuse early, jumps late.
   bool score_mixing = false;
   double slope = 30.0, bias = 0.5;
 };
