@@ -338,16 +338,21 @@ function descend(logits: Logits, momentum: Logits, grads: Logits, lr: number): v
   }
 }
 
-/** The uniform plans: a keyframe every M evaluations (M = 1..12), and with jumps the non-keyframes of the first
- * 25, 50 or 75% of the run skipped (score mixing's early jumps). */
+/** The uniform plans: a keyframe every M evaluations (M = 1..12), and with jumps the non-keyframes of the first or
+ * the last 25, 50 or 75% of the run skipped, or all of them (score mixing's early jumps, or reversed mixing's late
+ * ones: bench/frdiff-steps.mjs finds reuse worse than a jump late in the run on the shipped teachers). */
 function uniformPlans(E: number, jumps: boolean, points: readonly string[]): ReusePlan[] {
   const out: ReusePlan[] = [];
+  const spans: Array<(k: number) => boolean> = [() => false]; // which evaluations (k = 1..E−1) jump
+  if (jumps) {
+    for (const f of [0.25, 0.5, 0.75]) spans.push((k) => k < f * E, (k) => k >= (1 - f) * E);
+    spans.push(() => true);
+  }
   for (let M = 1; M <= Math.min(12, E); ++M) {
-    for (const early of jumps ? [0, 0.25, 0.5, 0.75] : [0]) {
-      if (M === 1 && early > 0) continue;
-      const keyframes = Array.from({ length: E - 1 }, (_, k) => (k + 1) % M === 0);
-      const run = keyframes.map((key, k) => key || k + 1 >= early * E);
-      out.push(planOf(keyframes, jumps ? run : null, points));
+    const keyframes = Array.from({ length: E - 1 }, (_, k) => (k + 1) % M === 0);
+    for (const [i, jumped] of spans.entries()) {
+      if (M === 1 && i > 0) continue;
+      out.push(planOf(keyframes, jumps ? keyframes.map((key, k) => key || !jumped(k + 1)) : null, points));
     }
   }
   return out;
