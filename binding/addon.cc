@@ -51,6 +51,7 @@ Napi::Value Memory(Info info) {
     o.Set("peakBytes", double(s.peak_bytes));
     o.Set("cacheHits", double(s.cache_hits));
     o.Set("cacheMisses", double(s.cache_misses));
+    o.Set("cacheLimitBytes", double(s.cache_limit));
     const auto devices = cuda::device_memory();
     Napi::Array devs = Napi::Array::New(info.Env(), devices.size());
     for (size_t i = 0; i < devices.size(); ++i) {

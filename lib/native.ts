@@ -35,8 +35,10 @@ export interface MemoryInfo {
   /** Bytes held by live tensor storage (process-wide, including tensors kept by queued kernels and autograd). */
   bytes: number;
   blocks: number;
-  /** Freed bytes the caching allocator keeps for reuse (at most FASTDIFF_CACHE_MB). */
+  /** Freed bytes the caching allocator keeps for reuse (at most cacheLimitBytes). */
   cachedBytes: number;
+  /** The cap on cachedBytes: FASTDIFF_CACHE_MB, or by default a quarter of physical memory (at least 2 GiB). */
+  cacheLimitBytes: number;
   peakBytes: number;
   /** Host allocations served from the cache, and those that went to the system (since the process started). */
   cacheHits: number;

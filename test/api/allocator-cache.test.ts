@@ -1,11 +1,13 @@
-// The caching allocator (binding/cpp/core/allocator.cc) under its limit (FASTDIFF_CACHE_MB): when a workload
-// changes its block sizes — a sampler warmed up at batch 250, then guided (batch 500) — the size classes used
-// longest ago make room, so the new sizes are served from the cache again. Before, a cache full of the old
-// sizes turned every new block away: each allocation went to the system and faulted its pages in (a guided
-// DiT batch ran 7× slower after an unguided warm-up). Runs in a child process (the limit is read at load),
-// synchronously (FASTDIFF_SYNC=1), so blocks are freed the moment their tensors are disposed.
+// The caching allocator (binding/cpp/core/allocator.cc) under its limit (FASTDIFF_CACHE_MB, or a quarter of
+// physical memory): when a workload changes its block sizes — a sampler warmed up at batch 250, then guided
+// (batch 500) — the size classes used longest ago make room, so the new sizes are served from the cache again.
+// Before, a cache full of the old sizes turned every new block away: each allocation went to the system and
+// faulted its pages in (a guided DiT batch ran 7× slower after an unguided warm-up). Runs in a child process
+// (the limit is read at load), synchronously (FASTDIFF_SYNC=1), so blocks are freed the moment their tensors
+// are disposed.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join, resolve } from "node:path";
 
 const dist = join(resolve(__dirname, "../.."), "dist", "index.cjs");
@@ -36,4 +38,16 @@ test("a full cache makes room for the sizes in use: after the first round every 
   expect(r.cached).toBeLessThanOrEqual(64 * MB); // the limit holds
   expect(r.cached).toBeGreaterThanOrEqual(8 * 6 * MB);
   expect(r.hits).toBeGreaterThanOrEqual(32);
+});
+
+test("the cap: FASTDIFF_CACHE_MB, else a quarter of physical memory, at least 2 GiB (memory().cacheLimitBytes)", () => {
+  const limit = (env: Record<string, string>) => {
+    const { FASTDIFF_CACHE_MB: _, ...rest } = process.env;
+    const out = execFileSync(process.execPath, ["-e", `console.log(require(${JSON.stringify(dist)}).memory().cacheLimitBytes)`], { env: { ...rest, ...env } });
+    return Number(out.toString());
+  };
+  const MB = 1 << 20;
+  expect(limit({ FASTDIFF_CACHE_MB: "64" })).toBe(64 * MB);
+  const expected = Math.max(2048 * MB, totalmem() / 4);
+  expect(Math.abs(limit({}) - expected)).toBeLessThan(MB); // sysconf's and os.totalmem()'s page counts agree
 });

@@ -19,6 +19,7 @@ struct MemoryStats {
   int64_t live_blocks = 0;
   int64_t cache_hits = 0;    // allocations served from the cache
   int64_t cache_misses = 0;  // allocations that went to the system
+  int64_t cache_limit = 0;   // the most cached_bytes may reach
 };
 
 class HostAllocator {
@@ -29,7 +30,7 @@ class HostAllocator {
   void release(void* p, size_t granted);
   void empty_cache();
   MemoryStats stats();
-  // Upper bound on cached bytes (FASTDIFF_CACHE_MB, default 2048).
+  // Upper bound on cached bytes (FASTDIFF_CACHE_MB; default a quarter of physical memory, at least 2 GiB).
   void set_cache_limit(int64_t bytes);
 };
 
