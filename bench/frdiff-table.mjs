@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const order = { full: 0, frdiff: 1, deepcache: 2, "auto-fr": 3, ddim: 4 };
+const order = { full: 0, frdiff: 1, deepcache: 2, plan: 3, "auto-fr": 4, ddim: 5 };
 for (const model of process.argv.slice(2)) {
   const r = JSON.parse(fs.readFileSync(path.join(here, "results", `frdiff-${model}.json`), "utf8"));
   const full = Object.values(r.rows).find((row) => row.kind === "full");

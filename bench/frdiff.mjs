@@ -6,6 +6,7 @@
 //                         [--steps 50] [--ddim-ks 8,10,12]  (extra plain DDIM-k rows) [--tag name] (a separate result file)
 //                         [--guidance w]  (classifier-free guidance for every config, Auto-FR tuning included)
 //                         [--configs ddim50,ddim12,...]  (only these configs, in this phase)
+//                         [--plans '{"name": {featureReuse options}}']  (extra reuse plans as rows)
 //   node bench/frdiff.mjs --model mnist-teacher --phase timing [--repeats 2]  (quiet machine: fastest of 2 runs of one batch)
 //   node bench/frdiff.mjs --model mnist-teacher --phase matched     (plain DDIM-k at each plan's wall time; then timing again)
 //
@@ -113,12 +114,23 @@ for (const mixing of [false, true]) {
     }]);
   }
 }
+// Score mixing with the ramp reversed (slope −30: reuse early, jump late), where bench/frdiff-steps.mjs finds reuse
+// closer to full compute than the jump on the shipped teachers.
+for (const interval of [2, 3]) {
+  configs.push([`fr-i${interval}-mixrev`, { ...base, featureReuse: { interval, scoreMixing: { slope: -30 } } }, {
+    kind: "frdiff", plan: `FRDiff interval ${interval} + reversed score mixing (slope −30)`,
+  }]);
+}
 configs.push(["deepcache-i3", { ...base, featureReuse: { interval: 3, mode: "deepcache" } }, { kind: "deepcache", plan: "DeepCache interval 3 (branch 0)" }]);
 const profileFile = (speedup) => path.join(profileDir, `${model}-${fullName}-${speedup}x.json`);
 for (const speedup of [1.5, 2, 3]) {
   configs.push([`auto-${speedup}x`, { ...base, featureReuse: { profile: profileFile(speedup), speedup } }, {
     kind: "auto-fr", plan: `Auto-FR, budget ${speedup}x (${path.relative(root, profileFile(speedup))})`,
   }]);
+}
+// Extra reuse plans: --plans '{"name": {featureReuse options}, ...}' (e.g. explicit keyframes and skips).
+for (const [name, featureReuse] of Object.entries(JSON.parse(args.plans ?? "{}"))) {
+  configs.push([name, { ...base, featureReuse }, { kind: "plan", plan: `${name}: ${JSON.stringify(featureReuse)}` }]);
 }
 const ddimRow = (k) => [`ddim${k}`, { ...base, steps: k }, { kind: "ddim", plan: `DDIM-${k}, full compute`, steps: k }];
 for (const k of String(args["ddim-ks"] ?? "").split(",").filter(Boolean).map(Number)) {
