@@ -16,7 +16,7 @@ export interface FeatureReuseOptions {
    * Auto-FR learns). Not keyframes; default none. */
   skips?: readonly number[];
   /** Score mixing: true for the paper's ramp (slope 30, bias 0.5: jumps early, reuse late), or your own — a
-   * negative slope reverses it (reuse early, jumps late: better on both shipped teachers, bench/RESULTS.md); default off. */
+   * negative slope reverses it (reuse early, jumps late: lower FD on both shipped teachers, bench/RESULTS.md); default off. */
   scoreMixing?: boolean | Partial<ScoreMixing>;
   /** "frdiff" (default): reuse ResNet conv1 outputs and attention branches (or `points`) at non-keyframes;
    * "deepcache": reuse the deep branch and recompute only the shallow path. */

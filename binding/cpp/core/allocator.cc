@@ -34,7 +34,7 @@ struct FreeList {
 // The default cap: a quarter of physical memory, at least 2 GiB. Sampling the UNet teacher at batch 250 cycles
 // through 2.4 GB of distinct blocks (1.4 GB live at its peak: one list per size class); under a 2 GiB cap
 // the least recently used classes were evicted every step and faulted back in, and 10 DDIM steps took 12.0 s
-// instead of 6.2 (bench/RESULTS.md).
+// instead of 6.4 (bench/RESULTS.md).
 int64_t default_cache_limit() {
   int64_t limit = int64_t(2048) << 20;
 #if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
