@@ -203,7 +203,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   }
 }
 
-void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int* tn) {
+void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int* tn, bool prefer_rows) {
   const int64_t pm = ceil_div(M, mr), pn = ceil_div(N, nr);
   int64_t best = -1;
   *tm = 1;
@@ -213,7 +213,8 @@ void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int*
     const int b = T / a;
     if (a > pm || b > pn) continue;
     const int64_t cost = ceil_div(pm, a) * mr * ceil_div(pn, b) * nr;
-    if (best < 0 || cost < best || (cost == best && b > *tn)) {
+    const bool better_tie = prefer_rows ? a > *tm : b > *tn;
+    if (best < 0 || cost < best || (cost == best && better_tie)) {
       best = cost;
       *tm = a;
       *tn = b;
@@ -240,7 +241,10 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
   if (M <= 0 || N <= 0) return;
   int T = useful_threads(M, N, K);
   int tm = 1, tn = 1;
-  if (T > 1) split_2d(M, N, ks.mr, ks.nr, T, &tm, &tn);
+  // A packed per call beside a kept packed B (a linear's activations and weights): split rows on a tie, so
+  // each thread packs only its own rows of A — a column split has every thread pack all of A.
+  const bool prefer_rows = B.kind == 0 && B.packed && !A.packed;
+  if (T > 1) split_2d(M, N, ks.mr, ks.nr, T, &tm, &tn, prefer_rows);
   T = tm * tn;
   if (T <= 1) {
     gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);

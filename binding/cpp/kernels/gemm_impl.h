@@ -151,7 +151,8 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
                    const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col);
 
 // Thread split helpers: a tm × tn grid over (M, N) in micro-tile units.
-void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int* tn);
+// Ties (equal per-thread tiles) go to the column split, or to the row split with prefer_rows.
+void split_2d(int64_t M, int64_t N, int64_t mr, int64_t nr, int T, int* tm, int* tn, bool prefer_rows = false);
 void block_range(int64_t total, int64_t unit, int parts, int idx, int64_t* begin, int64_t* end);
 
 }  // namespace impl
