@@ -17,8 +17,11 @@
 
 namespace fd::binding {
 
+struct ReadChannel;  // read.cc
+
 struct Instance {
   std::unique_ptr<Stream> stream;
+  std::shared_ptr<ReadChannel> reads;  // data() completions (read.cc), made at the first read
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference error_class;  // lib/errors.ts FastdiffError(code, message)
   // Shared with every handle so a finalizer running during env teardown never
@@ -26,6 +29,10 @@ struct Instance {
   std::shared_ptr<int64_t> live_tensors = std::make_shared<int64_t>(0);
 };
 Instance& instance(Napi::Env env);
+
+// A promise of t's values, resolved on this JS thread once the stream has run every kernel queued so far
+// (rejected with the first deferred kernel error, as synchronize() would throw it).
+Napi::Promise read_values(Napi::Env env, TensorPtr t);
 
 // JS-side handle of one tensor. dispose() drops the reference at once; the GC
 // finalizer is the backstop.

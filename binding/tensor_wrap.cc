@@ -14,39 +14,6 @@ TensorPtr host_values(const TensorPtr& t) {
   return t->device().type == DeviceType::CPU ? t : ops::to_device(alias(t, t->shape), Device{});
 }
 
-// Copies t's values after the stream has produced them, off the JS thread.
-class ReadWorker : public Napi::AsyncWorker {
- public:
-  ReadWorker(Napi::Env env, TensorPtr t, Stream* stream)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), t_(std::move(t)), stream_(stream),
-        ticket_(stream->last_ticket()) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    error_ = stream_->wait_and_take_error(ticket_);
-    if (error_) return;
-    values_.resize(size_t(t_->numel()));
-    if (!values_.empty()) std::memcpy(values_.data(), t_->data(), values_.size() * sizeof(float));
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (error_) {
-      deferred_.Reject(make_error(env, *error_).Value());
-      return;
-    }
-    auto out = Napi::Float32Array::New(env, values_.size());
-    if (!values_.empty()) std::memcpy(out.Data(), values_.data(), values_.size() * sizeof(float));
-    deferred_.Resolve(out);
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  TensorPtr t_;
-  Stream* stream_;
-  uint64_t ticket_;
-  std::optional<Error> error_;
-  std::vector<float> values_;
-};
-
 }  // namespace
 
 Napi::Function NativeTensor::define(Napi::Env env) {
@@ -136,12 +103,7 @@ Napi::Value NativeTensor::DataSync(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeTensor::Data(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    auto* worker = new ReadWorker(info.Env(), host_values(get("data")), instance(info.Env()).stream.get());
-    Napi::Promise p = worker->promise();
-    worker->Queue();
-    return p;
-  });
+  return guard(info.Env(), [&]() -> Napi::Value { return read_values(info.Env(), host_values(get("data"))); });
 }
 
 Napi::Value NativeTensor::RequiresGrad(const Napi::CallbackInfo& info) {

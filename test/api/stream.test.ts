@@ -35,20 +35,64 @@ test("reads see every earlier op (program order), however they are interleaved",
   for (const t of [a, b, c]) t.dispose();
 });
 
+const ENTRY = JSON.stringify(path.join(__dirname, "..", "..", "dist", "index.cjs"));
+
 test("FASTDIFF_SYNC=1 runs kernels synchronously with identical results", () => {
   const script = `
-    const fd = require(${JSON.stringify(path.join(__dirname, "..", "..", "dist", "index.cjs"))});
+    const fd = require(${ENTRY});
     const x = fd.randn([64, 64], { seed: 3 });
     const y = fd.sum(fd.matmul(x, x));
-    console.log(JSON.stringify({ sync: fd.devices().cpu.synchronous, value: y.item() }));`;
+    y.data().then((v) => console.log(JSON.stringify({ sync: fd.devices().cpu.synchronous, value: y.item(), read: v[0] })));`;
   const run = (env: Record<string, string>) =>
     JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, ...env } }).toString()) as {
       sync: boolean;
       value: number;
+      read: number;
     };
   const sync = run({ FASTDIFF_SYNC: "1" });
   const async_ = run({ FASTDIFF_SYNC: "0" });
   expect(sync.sync).toBe(true);
   expect(async_.sync).toBe(false);
   expect(sync.value).toBe(async_.value);
+  expect([sync.read, async_.read]).toEqual([sync.value, sync.value]);
+});
+
+test("many reads pending at once resolve in program order, each with its own values", async () => {
+  const n = 40;
+  const order: number[] = [];
+  const tensors = fd.scope(() => {
+    let x = fd.randn([256, 256], { seed: 5, std: 1 / 16 });
+    const w = fd.randn([256, 256], { seed: 6, std: 1 / 16 });
+    const out: fd.Tensor[] = [];
+    for (let i = 0; i < n; ++i) {
+      x = fd.matmul(x, w);
+      out.push(fd.add(fd.mul(fd.sum(fd.square(x)), 0), i)); // the value i, after x's kernels
+    }
+    return out;
+  });
+  const values = await Promise.all(tensors.map((t, i) => t.data().then((v) => (order.push(i), v[0]))));
+  expect(values).toEqual(Array.from({ length: n }, (_, i) => i));
+  expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
+  for (const t of tensors) t.dispose();
+});
+
+// A read resolves on the JS thread through a thread-safe function that holds the event loop open only while
+// reads are pending; the stream worker stops handing it results before Node tears it down.
+describe("reads and the process's lifetime", () => {
+  const node = (script: string) =>
+    execFileSync(process.execPath, ["-e", `const fd = require(${ENTRY});\n${script}`], { timeout: 60_000 }).toString();
+  const longWork = `
+    let x = fd.randn([512, 512], { seed: 1, std: 1 / Math.sqrt(512) });
+    const w = fd.randn([512, 512], { seed: 2, std: 1 / Math.sqrt(512) });
+    for (let i = 0; i < 60; ++i) x = fd.mul(fd.matmul(x, w), 0.5); // ~16 GFLOP, far longer than queuing it
+    const y = fd.sum(fd.square(x));`;
+
+  test("a pending read keeps the process alive until it resolves; afterwards nothing holds it", () => {
+    // Nothing but the read is pending: without the reference the process would exit before printing.
+    expect(node(`${longWork}\ny.data().then((v) => console.log("read", Number.isFinite(v[0])));`)).toBe("read true\n");
+  });
+
+  test("exiting with reads pending ends the process cleanly", () => {
+    expect(node(`${longWork}\ny.data(); x.data(); console.log("exiting"); process.exit(0);`)).toBe("exiting\n");
+  });
 });

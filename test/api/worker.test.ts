@@ -29,3 +29,23 @@ test("ops run in worker threads alongside the main thread", async () => {
   expect(b.value).not.toBe(expected);
   expect(a.live).toBe(3); // x, the matmul result and y
 });
+
+test("terminating a worker with reads pending leaves the main thread working", async () => {
+  const entry = path.join(__dirname, "..", "..", "dist", "index.cjs");
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    const fd = require(workerData.entry);
+    let x = fd.randn([512, 512], { seed: 1, std: 1 / Math.sqrt(512) });
+    for (let i = 0; i < 40; ++i) x = fd.matmul(x, x);
+    const reads = [fd.sum(x).data(), x.data()];
+    parentPort.postMessage("queued");`;
+  const w = new Worker(code, { eval: true, workerData: { entry } });
+  await new Promise<void>((resolve, reject) => {
+    w.once("message", () => resolve());
+    w.once("error", reject);
+  });
+  expect(await w.terminate()).toBe(1); // terminated while its stream still ran
+  const y = fd.sum(fd.ones([1000]));
+  expect((await y.data())[0]).toBe(1000);
+  y.dispose();
+});

@@ -11,6 +11,8 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -61,6 +63,8 @@ struct Stream::Impl {
   // when it is reached, not after every kernel (a reader waiting for a whole forward
   // would otherwise be woken hundreds of times, each a context switch stealing a core).
   uint64_t wake_at = UINT64_MAX;
+  // when_done callbacks waiting for their ticket (one per pending read: few).
+  std::vector<std::pair<uint64_t, std::function<void(std::optional<Error>)>>> on_done;
   // Live host bytes when the queue last ran empty (memory back-pressure, see queue_budget_bytes).
   int64_t live_at_drain = 0;
 
@@ -88,6 +92,22 @@ struct Stream::Impl {
     }
   }
 
+  // Moves the callbacks whose ticket is done into `due`, in registration (= ticket) order, each with the
+  // deferred error as wait_and_take_error would take it. Holding `mutex`.
+  void take_due(std::vector<std::pair<std::function<void(std::optional<Error>)>, std::optional<Error>>>& due) {
+    size_t kept = 0;
+    for (auto& entry : on_done) {
+      if (entry.first <= done_ticket) {
+        std::optional<Error> e;
+        e.swap(error);
+        due.emplace_back(std::move(entry.second), std::move(e));
+      } else {
+        on_done[kept++] = std::move(entry);
+      }
+    }
+    on_done.resize(kept);
+  }
+
   void record(Error e) {
     std::lock_guard<std::mutex> lock(mutex);
     if (!error) error = std::move(e);
@@ -111,6 +131,7 @@ struct Stream::Impl {
       run(task);
       task.kernel = nullptr;  // drop captured tensors before reporting completion
       bool wake = false;
+      std::vector<std::pair<std::function<void(std::optional<Error>)>, std::optional<Error>>> due;
       {
         std::lock_guard<std::mutex> lock(mutex);
         done_ticket = task.ticket;
@@ -118,8 +139,10 @@ struct Stream::Impl {
           wake = true;
           wake_at = UINT64_MAX;  // woken waiters that still need more re-register
         }
+        if (!on_done.empty()) take_due(due);
       }
       if (wake) progress.notify_all();
+      for (auto& [done, e] : due) done(std::move(e));
     }
   }
 };
@@ -184,6 +207,20 @@ std::optional<Error> Stream::wait_and_take_error(uint64_t ticket) {
   std::optional<Error> e;
   e.swap(impl_->error);
   return e;
+}
+
+void Stream::when_done(uint64_t ticket, std::function<void(std::optional<Error>)> done) {
+  Impl& s = *impl_;
+  std::optional<Error> e;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.done_ticket < ticket) {
+      s.on_done.emplace_back(ticket, std::move(done));
+      return;
+    }
+    e.swap(s.error);
+  }
+  done(std::move(e));
 }
 
 void Stream::synchronize() {
