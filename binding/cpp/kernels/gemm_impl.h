@@ -37,6 +37,9 @@ struct MicroEpi {
   const float* bias_row;
   const float* bias_col;
   int first;
+  // May be null: the slice of the next kept B panel this tile fetches into L2 while it computes (the
+  // AVX-512 float32 kernel; others ignore it).
+  const float* prefetch_b = nullptr;
 };
 
 // Implicit im2col source (forward conv): B(k, j) with k = (c, kh, kw) over C·KH·KW

@@ -23,6 +23,30 @@ using impl::ConvSrc;
 using impl::ConvTSrc;
 using impl::MicroEpi;
 
+// acc += A panel · B panel over kc; with kPrefetch, one line of e->prefetch_b into L2 every other k step.
+template <int R, int NV, bool kPrefetch>
+__attribute__((always_inline)) inline void fma_steps(int64_t kc, const float* __restrict a, const float* __restrict b,
+                                                     const float* pf, __m512 (&acc)[R][NV]) {
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    if (kPrefetch && (k & 1) == 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+      pf += 16;
+    }
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+}
+
 struct Fp32Tile {
   template <int R, int NV>
   static void tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int m,
@@ -35,22 +59,10 @@ struct Fp32Tile {
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     }
-
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-      __m512 bv[NV];
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
-#pragma GCC unroll 14
-      for (int i = 0; i < R; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-      }
-      a += MR;
-      b += NR;
-    }
-
+    if (e->prefetch_b)
+      fma_steps<R, NV, true>(kc, a, b, e->prefetch_b, acc);
+    else
+      fma_steps<R, NV, false>(kc, a, b, nullptr, acc);
     store_tile<R, NV>(acc, c, ldc, n, e);
   }
 };
