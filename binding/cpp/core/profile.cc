@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace fd {
 namespace {
@@ -36,6 +37,13 @@ void profile_record(const char* op, double seconds) {
   t.op = op;
   t.calls += 1;
   t.seconds += seconds;
+}
+
+const char* profile_name(const char* op, const std::string& detail) {
+  if (!profiling_enabled()) return op;
+  static auto* names = new std::unordered_set<std::string>();  // never destroyed, like the table
+  std::lock_guard<std::mutex> lock(table_mutex);
+  return names->insert(std::string(op) + " " + detail).first->c_str();
 }
 
 std::vector<OpTiming> profile_snapshot(bool reset) {

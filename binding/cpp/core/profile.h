@@ -18,6 +18,9 @@ struct OpTiming {
 bool profiling_enabled();
 void set_profiling(bool on);
 void profile_record(const char* op, double seconds);
+// The name an op records under: `op`, or while profiling is on "op detail" (e.g. the GEMM's shape, so a
+// network's linears show per layer), kept for the life of the process.
+const char* profile_name(const char* op, const std::string& detail);
 // The totals so far, largest first; `reset` clears them.
 std::vector<OpTiming> profile_snapshot(bool reset);
 

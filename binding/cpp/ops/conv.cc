@@ -73,7 +73,10 @@ TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, 
   count_flops(2.0 * double(s.N * s.OC * s.OH() * s.OW()) * double(s.C / groups * s.KH * s.KW));
   [[maybe_unused]] const Device dev = x->device();  // unused by FD_DISPATCH in CPU-only builds
   const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
-  launch("conv2d", [=] {
+  const std::string shape_note = profiling_enabled() ? shape_str(x->shape) + " → " + std::to_string(s.OC) + " " +
+                                                          std::to_string(s.KH) + "×" + std::to_string(s.KW)
+                                                    : "";
+  launch(profile_name("conv2d", shape_note), [=] {
     const float* b = bias ? bias->data() : nullptr;
     if (keep_pack) {
       const auto packed = packed_weight(

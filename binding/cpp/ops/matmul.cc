@@ -173,7 +173,8 @@ TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) 
   count_flops(2.0 * double(M) * double(N) * double(K));
   const Device dev = y->device();
   const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
-  launch("linear", [=] {
+  const std::string shape_note = profiling_enabled() ? std::to_string(M) + "×" + std::to_string(K) + " → " + std::to_string(N) : "";
+  launch(profile_name("linear", shape_note), [=] {
     kernels::GemmEpilogue ep;
     ep.bias_col = bias ? bias->data() : nullptr;
     const MatView a{x->data(), K, 1}, wt{w->data(), 1, K};
