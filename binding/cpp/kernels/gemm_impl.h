@@ -37,9 +37,10 @@ struct MicroEpi {
   const float* bias_row;
   const float* bias_col;
   int first;
-  // May be null: the slice of the next kept B panel this tile fetches into L2 while it computes (the
-  // AVX-512 float32 kernel; others ignore it).
-  const float* prefetch_b = nullptr;
+  // May be null: memory this tile fetches into L2 while it computes, prefetch + k·prefetch_step at step k
+  // (the next kept B panel's slice, or the next kept A panel; the AVX-512 float32 kernel, others ignore it).
+  const float* prefetch = nullptr;
+  int64_t prefetch_step = 0;
 };
 
 // Implicit im2col source (forward conv): B(k, j) with k = (c, kh, kw) over C·KH·KW
@@ -121,6 +122,9 @@ struct ASource {
   // packed + pc·packed_mp + i·kc.
   const float* packed = nullptr;
   int64_t packed_mp = 0;
+  // May be null: a kept A of the same layout that the caller multiplies next (Winograd's next U_k), whose
+  // first panel the last tile fetches into L2.
+  const float* prefetch_next = nullptr;
 };
 
 // K block length for a K split into blocks of at most kc_max: balanced (no tiny tail), a

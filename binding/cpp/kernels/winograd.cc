@@ -177,7 +177,10 @@ bool conv3x3_forward(const impl::KernelSet& ks, const Conv2dShape& s, int m, con
   auto gemms = [&](const float* U, const float* V, float* Mb, int64_t T, int64_t o0, int64_t o1) {
     for (int64_t k = 0; k < KK; ++k) {
       impl::ASource a{U + k * KSU, IC, 1};
-      if (packed_u) a.packed = packed_u->data + k * packed_u->stride, a.packed_mp = packed_u->P;
+      if (packed_u) {
+        a.packed = packed_u->data + k * packed_u->stride, a.packed_mp = packed_u->P;
+        if (k + 1 < KK) a.prefetch_next = a.packed + packed_u->stride;
+      }
       const impl::BSource b{0, V + k * KSV, T, 1, nullptr, nullptr};
       impl::gemm_block(gk, o0, o1, 0, T, IC, 1.f, a, b, 0.f, Mb + k * KSM, T, nullptr, nullptr);
     }

@@ -23,15 +23,15 @@ using impl::ConvSrc;
 using impl::ConvTSrc;
 using impl::MicroEpi;
 
-// acc += A panel · B panel over kc; with kPrefetch, one line of e->prefetch_b into L2 every other k step.
+// acc += A panel · B panel over kc; with kPrefetch, pf into L2 at every k step, advancing pf_step floats.
 template <int R, int NV, bool kPrefetch>
 __attribute__((always_inline)) inline void fma_steps(int64_t kc, const float* __restrict a, const float* __restrict b,
-                                                     const float* pf, __m512 (&acc)[R][NV]) {
+                                                     const float* pf, int64_t pf_step, __m512 (&acc)[R][NV]) {
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    if (kPrefetch && (k & 1) == 0) {
+    if (kPrefetch) {
       _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
-      pf += 16;
+      pf += pf_step;
     }
     __m512 bv[NV];
 #pragma GCC unroll 2
@@ -59,10 +59,10 @@ struct Fp32Tile {
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     }
-    if (e->prefetch_b)
-      fma_steps<R, NV, true>(kc, a, b, e->prefetch_b, acc);
+    if (e->prefetch)
+      fma_steps<R, NV, true>(kc, a, b, e->prefetch, e->prefetch_step, acc);
     else
-      fma_steps<R, NV, false>(kc, a, b, nullptr, acc);
+      fma_steps<R, NV, false>(kc, a, b, nullptr, 0, acc);
     store_tile<R, NV>(acc, c, ldc, n, e);
   }
 };
