@@ -4,6 +4,8 @@
 // JS thread — ~50–100 µs per read on the 2-vCPU VM, ~15 µs this way).
 #include <cstring>
 #include <mutex>
+#include <new>
+#include <string>
 
 #include "glue.h"
 
@@ -67,12 +69,19 @@ void resolve(Napi::Env env, Napi::Function, PendingRead* read) {
 }
 
 // On the stream worker right after the tensor's last kernel (or on the JS thread if it had already run).
-void complete(const std::shared_ptr<ReadChannel>& ch, PendingRead* read, std::optional<Error> error) {
+// Never throws: it runs on the stream worker.
+void complete(const std::shared_ptr<ReadChannel>& ch, PendingRead* read, std::optional<Error> error) noexcept {
   read->error = std::move(error);
   if (!read->error) {
-    read->values.resize(size_t(read->tensor->numel()));
-    if (!read->values.empty())
-      std::memcpy(read->values.data(), read->tensor->data(), read->values.size() * sizeof(float));
+    try {
+      read->values.resize(size_t(read->tensor->numel()));
+      if (!read->values.empty())
+        std::memcpy(read->values.data(), read->tensor->data(), read->values.size() * sizeof(float));
+    } catch (const std::bad_alloc&) {
+      read->error = Error(ErrorCode::OutOfMemory, "data: cannot allocate " +
+                                                       std::to_string(read->tensor->numel() * sizeof(float)) +
+                                                       " bytes for the values of " + shape_str(read->tensor->shape));
+    }
   }
   read->tensor.reset();
   std::lock_guard<std::mutex> lock(ch->mutex);
@@ -87,8 +96,14 @@ Napi::Promise read_values(Napi::Env env, TensorPtr t) {
   Napi::Promise promise = read->deferred.Promise();
   if (ch.pending++ == 0) ch.fn.Ref(env);
   Stream& stream = *instance(env).stream;
-  stream.when_done(stream.last_ticket(),
-                   [ch = instance(env).reads, read](std::optional<Error> e) { complete(ch, read, std::move(e)); });
+  try {
+    stream.when_done(stream.last_ticket(),
+                     [ch = instance(env).reads, read](std::optional<Error> e) { complete(ch, read, std::move(e)); });
+  } catch (...) {  // not registered (out of memory): nothing will resolve it
+    if (--ch.pending == 0) ch.fn.Unref(env);
+    delete read;
+    throw;
+  }
   return promise;
 }
 
