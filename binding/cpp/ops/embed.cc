@@ -48,10 +48,11 @@ struct TimestepEmbeddingBackward : Node {
       const int64_t B = ts->numel();
       FD_CUDA_BRANCH(dev, cuda::timestep_embedding_backward(B, q.dim, q.half, q.flip, q.scale, q.frequencies().data(),
                                                             ts->data(), gy->data(), gt->data()));
+      const std::vector<float> freq = q.frequencies();
       for (int64_t b = 0; b < B; ++b) {
         double acc = 0;
         for (int64_t i = 0; i < q.half; ++i) {
-          const float f = q.frequency(i) * q.scale, arg = ts->data()[b] * f;
+          const float f = freq[i] * q.scale, arg = ts->data()[b] * f;
           const int64_t sin_at = q.flip ? q.half + i : i, cos_at = q.flip ? i : q.half + i;
           acc += double(gy->data()[b * q.dim + sin_at]) * f * std::cos(arg);
           acc -= double(gy->data()[b * q.dim + cos_at]) * f * std::sin(arg);
@@ -135,10 +136,11 @@ TensorPtr timestep_embedding(const TensorPtr& t, int64_t dim, bool flip_sin_to_c
     FD_CUDA_BRANCH(dev, cuda::timestep_embedding_forward(B, dim, p.half, p.flip, p.scale, p.frequencies().data(),
                                                          t->data(), y->data()));
     float* out = y->data();
+    const std::vector<float> freq = p.frequencies();  // once, not per element (a log and an exp each)
     for (int64_t b = 0; b < B; ++b) {
       float* row = out + b * dim;
       for (int64_t i = 0; i < p.half; ++i) {
-        const float arg = p.scale * (t->data()[b] * p.frequency(i));
+        const float arg = p.scale * (t->data()[b] * freq[i]);
         row[p.flip ? p.half + i : i] = std::sin(arg);
         row[p.flip ? i : p.half + i] = std::cos(arg);
       }
