@@ -53,7 +53,7 @@ ReadChannel& channel(Napi::Env env) {
   return *inst.reads;
 }
 
-// On the JS thread (env null: the function is being torn down with this call still queued).
+// On the JS thread (defensive: a null env would mean the function is being torn down with this call queued).
 void resolve(Napi::Env env, Napi::Function, PendingRead* read) {
   std::unique_ptr<PendingRead> owned(read);
   if (env == nullptr) return;
