@@ -1,5 +1,6 @@
 // Module entry: per-thread instance data (its own CPU stream), error conversion,
 // and the engine-level functions (memory, threads, ISA, grad mode, devices).
+#include <cmath>
 #include <cstdlib>
 
 #include "core/precision.h"
@@ -235,6 +236,26 @@ Napi::Value PhiloxBlock(Info info) {
   });
 }
 
+// hostRandom(normal, n, seed, offset, a, b) → Float32Array: the values randn (mean a, std b) or rand ([a, b)) of n
+// elements would hold, computed on the calling thread by the same fill — no tensor, no wait for queued kernels.
+Napi::Value HostRandom(Info info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Args a{info, "hostRandom"};
+    const bool normal = a.boolean(0, "normal");
+    const double n = a.number(1, "n");
+    FD_CHECK(n >= 0 && n <= double(int64_t(1) << 32) && n == std::floor(n), ErrorCode::Argument,
+             "hostRandom: n must be a non-negative integer below 2^32, got ", n);
+    auto out = Napi::Float32Array::New(info.Env(), size_t(n));
+    const uint64_t seed = a.uint64(2, "seed"), offset = a.uint64(3, "offset");
+    const float p = float(a.number(4, normal ? "mean" : "low")), q = float(a.number(5, normal ? "std" : "high"));
+    if (normal)
+      fill_normal(out.Data(), int64_t(n), seed, offset, p, q);
+    else
+      fill_uniform(out.Data(), int64_t(n), seed, offset, p, q);
+    return out;
+  });
+}
+
 TensorPtr grad_add_op(const TensorPtr& a, const TensorPtr& b) { return ops::add(a, b); }
 
 }  // namespace
@@ -272,6 +293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
   exports.Set("philoxBlock", Napi::Function::New(env, PhiloxBlock));
+  exports.Set("hostRandom", Napi::Function::New(env, HostRandom));
   register_ops(env, exports);
   register_networks(env, exports);
   return exports;

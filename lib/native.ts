@@ -101,6 +101,7 @@ export interface Binding {
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   philoxBlock(seed: Seed, counter: Seed): number[];
+  hostRandom(normal: boolean, n: number, seed: Seed, offset: Seed, a: number, b: number): Float32Array;
   setProfiling(enabled: boolean): void;
   profile(reset: boolean): OpTiming[];
 

@@ -144,6 +144,20 @@ export function rand(shape: Shape, options: RandomOptions & DeviceOptions & { lo
   const [seed, offset] = resolveDraw("rand", dims.reduce((a, b) => a * b, 1), options);
   return wrap(native.rand(dims, seed, offset, options.low ?? 0, options.high ?? 1, options.device));
 }
+/** The n values `randn([n], options)` would hold, computed on the calling thread: no tensor, and no wait for the
+ * kernels queued before it (reading a random tensor back with dataSync waits for all of them). The generator
+ * advances exactly as for `randn`. */
+export function randnValues(n: number, options: RandomOptions & { mean?: number; std?: number } = {}): Float32Array {
+  const count = int("randnValues", n, "n", 0);
+  const [seed, offset] = resolveDraw("randnValues", count, options);
+  return native.hostRandom(true, count, seed, offset, options.mean ?? 0, options.std ?? 1);
+}
+/** The n values `rand([n], options)` would hold, on the calling thread (see randnValues). */
+export function randValues(n: number, options: RandomOptions & { low?: number; high?: number } = {}): Float32Array {
+  const count = int("randValues", n, "n", 0);
+  const [seed, offset] = resolveDraw("randValues", count, options);
+  return native.hostRandom(false, count, seed, offset, options.low ?? 0, options.high ?? 1);
+}
 
 // ---------------------------------------------------------------- elementwise
 export function add(a: Operand, b: Operand): Tensor {

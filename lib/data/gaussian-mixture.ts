@@ -201,7 +201,7 @@ export function checkCount(op: string, n: number): void {
 /** @internal n uniforms in [0, 1), then n·D standard normals, from one Philox stream (a seed, or a Generator it advances). */
 export function uniformsAndNormals(n: number, D: number, seed: Seed | Generator): [Float32Array, Float32Array] {
   const g = seed instanceof Generator ? seed : new Generator(seed);
-  return scope(() => [ops.rand([n], { generator: g }).dataSync(), ops.randn([n, D], { generator: g }).dataSync()]);
+  return [ops.randValues(n, { generator: g }), ops.randnValues(n * D, { generator: g })];
 }
 
 /** One σ per row (number → broadcast); σ must be ≥ 0 (∞ allowed). */

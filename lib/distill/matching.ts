@@ -275,7 +275,7 @@ export async function distillMatching(teacher: Denoiser, method: MatchingMethod,
 
 /** Labels drawn from a cumulative distribution with the run's generator. */
 function drawLabels(n: number, cumulative: number[], generator: Generator): number[] {
-  const u = scope(() => ops.rand([n], { generator }).dataSync());
+  const u = ops.randValues(n, { generator });
   return Array.from(u, (v) => {
     let k = 0;
     while (k < cumulative.length - 1 && v >= cumulative[k]!) ++k;

@@ -176,7 +176,7 @@ function oneHot(labels: Int32Array, k: number): Float32Array {
 function translate(x: Tensor, s: number, g: Generator): Tensor {
   const [n, , h, w] = x.shape as [number, number, number, number];
   const src = x.dataSync();
-  const offsets = ops.rand([n * 2], { generator: g }).dataSync();
+  const offsets = ops.randValues(n * 2, { generator: g });
   const out = new Float32Array(src.length).fill(-1);
   for (let i = 0; i < n; ++i) {
     const dy = Math.floor(offsets[2 * i]! * (2 * s + 1)) - s;

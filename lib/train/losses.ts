@@ -3,7 +3,6 @@
 // and the families differ only in how σ is drawn and in λ. Means are taken over the pixels of a sample, so
 // the numbers do not grow with resolution.
 import { argumentError } from "../errors";
-import { scope } from "../memory";
 import type { NetworkDenoiser } from "../models/network-denoiser";
 import * as ops from "../ops";
 import type { Generator } from "../random";
@@ -30,7 +29,7 @@ export function edmNoiseLevels(n: number, generator: Generator, options: EdmLoss
   const pMean = options.pMean ?? -1.2;
   const pStd = options.pStd ?? 1.2;
   const sd = options.sigmaData ?? 0.5;
-  const normal = scope(() => ops.randn([n], { generator }).dataSync()); // the host copy only: no tensor outlives the call
+  const normal = ops.randnValues(n, { generator }); // on this thread: no wait for the queued kernels
   const sigmas = Float64Array.from(normal, (z) => Math.exp(pMean + pStd * z));
   const weights = Float64Array.from(sigmas, (s) => (s * s + sd * sd) / (s * sd) ** 2);
   return { sigmas, weights };
@@ -39,7 +38,7 @@ export function edmNoiseLevels(n: number, generator: Generator, options: EdmLoss
 /** DDPM ε-loss (Ho et al. 2020, Eq. 14) in σ-space: t ~ U{0..T−1}, σ = σ_t of the ᾱ table, and
  * ‖ε − ε̂‖² = ‖x0 − D‖²/σ² (METHODS.md §0, loss-weight identities), so λ = 1/σ². */
 export function ddpmNoiseLevels(n: number, generator: Generator, table: Float64Array): NoiseLevels {
-  const u = scope(() => ops.rand([n], { generator }).dataSync());
+  const u = ops.randValues(n, { generator });
   const sigmas = Float64Array.from(u, (v) => table[Math.min(table.length - 1, Math.floor(v * table.length))]!);
   const weights = Float64Array.from(sigmas, (s) => 1 / (s * s));
   return { sigmas, weights };

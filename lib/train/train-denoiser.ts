@@ -209,7 +209,7 @@ export async function trainDenoiser(model: NetworkDenoiser, data: Dataset, optio
 /** Labels with each replaced by the null class with probability p (Ho & Salimans 2022, Algorithm 1). */
 function dropLabels(labels: Int32Array, p: number, nullClass: number | undefined, generator: Generator): Int32Array {
   if (p <= 0 || nullClass === undefined) return labels;
-  const u = ops.rand([labels.length], { generator }).dataSync();
+  const u = ops.randValues(labels.length, { generator });
   return labels.map((c, i) => (u[i]! < p ? nullClass : c));
 }
 

@@ -87,3 +87,23 @@ test("reductions are bitwise deterministic across thread counts", () => {
   fd.setNumThreads(threads);
   expect(b).toEqual(a);
 });
+
+test("randnValues / randValues hold exactly what randn / rand tensors hold, and advance a generator alike", () => {
+  fd.scope(() => {
+    for (const n of [0, 1, 3, 4, 7, 129]) {
+      expect(fd.randnValues(n, { seed: 7, mean: 0.5, std: 2 })).toEqual(fd.randn([n], { seed: 7, mean: 0.5, std: 2 }).dataSync());
+      expect(fd.randValues(n, { seed: 8, low: -1, high: 3 })).toEqual(fd.rand([n], { seed: 8, low: -1, high: 3 }).dataSync());
+    }
+    // Interleaved draws of odd sizes from two generators on the same seed: host values then tensors.
+    const host = new fd.Generator(11), device = new fd.Generator(11);
+    const draws: [Float32Array, Float32Array][] = [
+      [fd.randnValues(5, { generator: host }), fd.randn([5], { generator: device }).dataSync()],
+      [fd.randValues(3, { generator: host }), fd.rand([3], { generator: device }).dataSync()],
+      [fd.randnValues(6, { generator: host }), fd.randn([2, 3], { generator: device }).dataSync()],
+    ];
+    for (const [a, b] of draws) expect(a).toEqual(b);
+    expect(host.offset).toBe(device.offset);
+  });
+  expect(() => fd.randnValues(-1)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+  expect(() => fd.randValues(2.5)).toThrow(expect.objectContaining({ code: "ERR_ARGUMENT" }));
+});
