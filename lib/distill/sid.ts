@@ -74,10 +74,5 @@ export async function distillSiD(teacher: Denoiser, options: SidOptions): Promis
 
 /** σ per sample: `map(u)` of u ~ U[0, 1) from the run's generator. */
 export function drawSigmas(n: number, generator: Generator, map: (u: number) => number): number[] {
-  const u = ops.rand([n], { generator });
-  try {
-    return Array.from(u.dataSync(), map);
-  } finally {
-    u.dispose();
-  }
+  return Array.from(ops.randValues(n, { generator }), map);
 }
