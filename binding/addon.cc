@@ -243,7 +243,7 @@ Napi::Value HostRandom(Info info) {
     Args a{info, "hostRandom"};
     const bool normal = a.boolean(0, "normal");
     const double n = a.number(1, "n");
-    FD_CHECK(n >= 0 && n <= double(int64_t(1) << 32) && n == std::floor(n), ErrorCode::Argument,
+    FD_CHECK(n >= 0 && n < double(int64_t(1) << 32) && n == std::floor(n), ErrorCode::Argument,
              "hostRandom: n must be a non-negative integer below 2^32, got ", n);
     auto out = Napi::Float32Array::New(info.Env(), size_t(n));
     const uint64_t seed = a.uint64(2, "seed"), offset = a.uint64(3, "offset");
