@@ -27,6 +27,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
+import { ortSessionOptions } from "./ort-session.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const root = path.resolve(here, "..");
@@ -121,13 +122,7 @@ async function loadOrt() {
 }
 
 async function ortSession(ort, file, threads) {
-  return ort.InferenceSession.create(file, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    graphOptimizationLevel: "all",
-    executionProviders: ["cpu"],
-  });
+  return ort.InferenceSession.create(file, ortSessionOptions(threads));
 }
 
 function ortFeeds(ort, model, inp) {

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createRequire } from "node:module";
+import { ortSessionOptions } from "./ort-session.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const args = process.argv.slice(2);
@@ -60,10 +61,7 @@ const oursOps = fd.profile().map((r) => ({ op: r.op, calls: r.calls / iters, ms:
 fd.setProfiling(false);
 
 // ---- onnxruntime-node (its node binding runs a session synchronously on the JS thread)
-const sessionOptions = {
-  intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
-  executionProviders: ["cpu"],
-};
+const sessionOptions = ortSessionOptions(threads);
 const feeds = {
   sample: new ort.Tensor("float32", x, [batch, 1, 28, 28]),
   timestep: new ort.Tensor("float32", t, [batch]),
