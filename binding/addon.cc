@@ -88,7 +88,7 @@ Napi::Value Synchronize(Info info) {
 // Process-wide kernel settings (core/precision.h) named by strings: set*(name) checks the
 // name and waits for queued kernels (they keep the setting they were issued with).
 constexpr const char* kMatmulPrecisions[] = {"highest", "high", "medium"};
-constexpr const char* kConvAlgorithms[] = {"auto", "direct", "winograd", "winograd4"};
+constexpr const char* kConvAlgorithms[] = {"auto", "direct", "winograd", "winograd4", "direct3x3"};
 
 template <size_t N>
 Napi::Value set_named_setting(Info info, const char* op, const char* what, const char* const (&names)[N],

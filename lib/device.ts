@@ -82,8 +82,16 @@ export function getMatmulPrecision(): MatmulPrecision {
  *   and Winograd pays from fewer tiles: F(4×4) from 16 (a 14×14 map) on any thread count, F(2×2) from 16 tiles
  *   of 2×2 (a 7×7 map) on 1 thread, on more from 128 input channels. Under matmul precision "medium" with
  *   bf16 GEMMs, "auto" takes F(2×2) (its GEMMs in bf16, then paying on 2 threads from 32 channels) and never
- *   F(4×4), whose transforms would amplify bf16 rounding; measured per shape in bench/RESULTS.md;
+ *   F(4×4), whose transforms would amplify bf16 rounding; measured per shape in bench/RESULTS.md. Before all
+ *   of these, on 2 or more threads with AVX-512 and float32 GEMMs, 3×3 stride-1 convolutions with ≥ 16 input and
+ *   output channels and at most 64 output pixels over the batch (one 7×7 or 8×8 map) take "direct3x3";
  * - "direct": always the implicit GEMM (a few ulps closer to float64 than Winograd);
+ * - "direct3x3": a direct 3×3 kernel that holds 32 output channels in vector lanes and broadcasts input pixels,
+ *   reading the raw weights once per strip of ≤ 14 outputs (the layout of onnxruntime's NCHWc kernels), for
+ *   every convolution it can compute (3×3, stride 1, dilation 1, groups 1, padding 0 or 1, the AVX-512 ISA;
+ *   others take the implicit GEMM); on a small map on 2 threads it beats both GEMM-based paths, whose products
+ *   there have few columns (on 1 thread it ties F(2×2)); its sums are those of "direct" up to where the implicit
+ *   GEMM splits the reduction;
  * - "winograd": F(2×2, 3×3) for every convolution it can compute (3×3, stride 1, dilation 1, groups 1,
  *   padding 0 or 1);
  * - "winograd4": F(4×4, 3×3) for every convolution it can compute, its GEMMs always float32.
@@ -93,10 +101,11 @@ export function getMatmulPrecision(): MatmulPrecision {
  * Read when each kernel runs, so set it before queuing the work it should apply to.
  */
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
-  if (algorithm !== "auto" && algorithm !== "direct" && algorithm !== "winograd" && algorithm !== "winograd4")
+  const algorithms: ConvAlgorithm[] = ["auto", "direct", "winograd", "winograd4", "direct3x3"];
+  if (!algorithms.includes(algorithm))
     throw argumentError(
       "setConvAlgorithm",
-      `algorithm must be "auto", "direct", "winograd" or "winograd4", got ${String(algorithm)}`,
+      `algorithm must be "auto", "direct", "winograd", "winograd4" or "direct3x3", got ${String(algorithm)}`,
     );
   native.setConvAlgorithm(algorithm);
 }

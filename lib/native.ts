@@ -26,7 +26,7 @@ export interface NativeTensor {
 type T = NativeTensor;
 /** CUDA matmul/attention precision (float32 storage and accumulation in all): float32 FMA, TF32 or BF16 tensor cores. */
 export type MatmulPrecision = "highest" | "high" | "medium";
-export type ConvAlgorithm = "auto" | "direct" | "winograd" | "winograd4";
+export type ConvAlgorithm = "auto" | "direct" | "winograd" | "winograd4" | "direct3x3";
 type Seed = number | bigint;
 
 export interface MemoryInfo {

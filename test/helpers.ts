@@ -216,6 +216,37 @@ export function bitEqual(a: fd.Tensor, b: fd.Tensor): boolean {
   return Buffer.from(a.dataSync().buffer).equals(Buffer.from(b.dataSync().buffer));
 }
 
+/** The same float32 bits, element by element. */
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  const bytes = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return a.length === b.length && bytes(a).equals(bytes(b));
+}
+
+/** A conv2d test case: input and weight shapes, padding, whether there is a bias. */
+export interface ConvCase {
+  x: number[];
+  w: number[];
+  pad: number;
+  bias: boolean;
+}
+
+/** [y, ∂(Σ y·r)/∂x] of conv case c on seeded random inputs (seeds from i) under the current settings; the weight
+ * records its gradient when `wGrad`, else the conv keeps it packed across calls. */
+export function convOutputAndInputGrad(c: ConvCase, i: number, wGrad = false): Float32Array[] {
+  return fd.scope(() => {
+    const x = randomTensor(c.x, 1000 + i);
+    const w = randomTensor(c.w, 2000 + i, 1 / Math.sqrt(c.w[1]! * 9));
+    const b = c.bias ? randomTensor([c.w[0]!], 3000 + i) : null;
+    x.requiresGrad = true;
+    w.requiresGrad = wGrad;
+    const y = fd.conv2d(x, w, b, { padding: c.pad });
+    const out = [y.dataSync()];
+    fd.sum(fd.mul(y, randomTensor(y.shape, 4000 + i))).backward();
+    out.push(x.grad!.dataSync());
+    return out;
+  });
+}
+
 /** `f` throws a FastdiffError with `code` (and a message matching `pattern`). */
 export function expectCode(f: () => unknown, code: string, pattern?: RegExp): void {
   try {

@@ -28,7 +28,7 @@ test("records per op while on, with linear and conv2d rows per shape, and nothin
     fd.add(x, x);
     fd.synchronize();
     const on = rows();
-    expect([...on.keys()].sort()).toEqual(["add", "conv2d [1, 2, 6, 6] → 3 3×3", "linear 2×8 → 16", "linear 5×8 → 16", "slice"]);
+    expect([...on.keys()].sort()).toEqual(["add", "conv2d [1, 2, 6, 6] → 3 3×3 (direct)", "linear 2×8 → 16", "linear 5×8 → 16", "slice"]);
     expect(on.get("linear 5×8 → 16")!.calls).toBe(2);
     expect(on.get("linear 2×8 → 16")!.calls).toBe(1);
     for (const r of on.values()) expect(r.seconds).toBeGreaterThan(0);

@@ -6,7 +6,8 @@
 // each Winograd path really ran (its rounding differs from "direct" and from the other tile
 // size), and which path "auto" takes (IC, OC ≥ 32; F(4×4) from 16 of its tiles when the
 // transformed weights are kept packed, as here — the weights record no gradient — else
-// F(2×2) from 16 tiles of 2×2, fewer channels or threads permitting).
+// F(2×2) from 16 tiles of 2×2, fewer channels or threads permitting; before these, on 2 threads, the direct 3×3
+// kernel for small maps, tested in direct3x3.test.ts).
 //
 // Tolerance: Winograd rounds in the transforms and sums α² transformed products per output,
 // so its error is a few ulps of the magnitude Σ|w||x| over the IC·9 products rather than of
@@ -17,19 +18,13 @@
 // of order 1.
 import * as fd from "../../lib";
 
-import { maxRelErr, randomTensor, relL2, engineSettings } from "../helpers";
+import { maxRelErr, randomTensor, relL2, engineSettings, sameBits, convOutputAndInputGrad, type ConvCase } from "../helpers";
 
 const { best: BEST, isas: ISAS, threads: THREADS } = engineSettings();
 
 const TOL: Record<"winograd" | "winograd4", number> = { winograd: 4e-6, winograd4: 3e-5 };
 
-interface Case {
-  x: number[];
-  w: number[];
-  pad: number;
-  bias: boolean;
-}
-const CASES: Case[] = [
+const CASES: ConvCase[] = [
   { x: [2, 8, 9, 9], w: [5, 8, 3, 3], pad: 1, bias: true }, // few channels ("auto" would not take it)
   { x: [32, 33, 1, 1], w: [34, 33, 3, 3], pad: 1, bias: true }, // 1×1 images: only padding around them
   { x: [32, 32, 3, 3], w: [35, 32, 3, 3], pad: 0, bias: false }, // 1×1 output, padding 0
@@ -50,67 +45,49 @@ const CASES: Case[] = [
   { x: [3, 40, 6, 6], w: [34, 40, 3, 3], pad: 0, bias: false }, // F(4×4): one 4×4 tile per image, exactly
 ];
 
-/** The path "auto" should take at `threads` for a weight kept packed, without bf16 GEMMs (kernels/winograd.cc):
- * IC, OC ≥ 32, then F(4×4) from 16 tiles of 4×4 outputs; else F(2×2) from 256 tiles of 2×2, or 16 on 1 thread
- * (on more, from 128 input channels). */
-function autoPath(c: Case, threads: number): fd.ConvAlgorithm {
+/** The path "auto" should take at `threads` for a weight kept packed, without bf16 GEMMs: with the AVX-512 ISA on
+ * ≥ 2 threads, the direct 3×3 kernel for ≤ 64 output pixels over the batch and ≥ 16 channels
+ * (kernels/direct3x3.cc); else (kernels/winograd.cc) IC, OC ≥ 32, then F(4×4) from 16 tiles of 4×4 outputs; else
+ * F(2×2) from 256 tiles of 2×2, or 16 on 1 thread (on more, from 128 input channels). */
+function autoPath(c: ConvCase, threads: number, isa: fd.Isa): fd.ConvAlgorithm {
   const oh = c.x[2]! + 2 * c.pad - 2, ow = c.x[3]! + 2 * c.pad - 2;
+  const small = c.x[0]! * oh * ow <= 64 && c.x[1]! >= 16 && c.w[0]! >= 16;
+  if (isa === "avx512" && threads > 1 && small) return "direct3x3";
   if (c.x[1]! < 32 || c.w[0]! < 32) return "direct";
   if (c.x[0]! * Math.ceil(oh / 4) * Math.ceil(ow / 4) >= 16) return "winograd4";
   const tiles = c.x[0]! * Math.ceil(oh / 2) * Math.ceil(ow / 2);
   return tiles >= 256 || (tiles >= 16 && (threads === 1 || c.x[1]! >= 128)) ? "winograd" : "direct";
 }
 
-const label = (c: Case) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
+const label = (c: ConvCase) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
 
-/** [y, ∂(Σ y·r)/∂x] under the current ISA / thread count. */
-function run(c: Case, i: number): Float32Array[] {
-  return fd.scope(() => {
-    const x = randomTensor(c.x, 1000 + i);
-    const w = randomTensor(c.w, 2000 + i, 1 / Math.sqrt(c.w[1]! * 9));
-    const b = c.bias ? randomTensor([c.w[0]!], 3000 + i) : null;
-    x.requiresGrad = true;
-    const y = fd.conv2d(x, w, b, { padding: c.pad });
-    const out = [y.dataSync()];
-    fd.sum(fd.mul(y, randomTensor(y.shape, 4000 + i))).backward();
-    out.push(x.grad!.dataSync());
-    return out;
-  });
-}
 
-function bitwiseEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; ++i) if (ua[i] !== ub[i]) return false;
-  return true;
-}
 
 describe("winograd conv3x3", () => {
   CASES.forEach((c, i) => {
     test(label(c), () => {
       fd.setIsa("scalar");
-      const ref = run(c, i);
+      const ref = convOutputAndInputGrad(c, i);
       const problems: string[] = [];
       for (const isa of ISAS) {
         fd.setIsa(isa);
         const got: Record<string, Float32Array[][]> = {}; // algorithm → [1 thread, 2 threads]
-        for (const algo of ["direct", "auto", "winograd", "winograd4"] as const) {
+        for (const algo of ["direct", "auto", "winograd", "winograd4", "direct3x3"] as const) {
           fd.setConvAlgorithm(algo);
           got[algo] = [1, 2].map((threads) => {
             fd.setNumThreads(threads);
-            return run(c, i);
+            return convOutputAndInputGrad(c, i);
           });
         }
         fd.setNumThreads(THREADS);
         fd.setConvAlgorithm("auto");
         const direct = got.direct![0]!;
-        if (bitwiseEqual(got.winograd![0]![0]!, direct[0]!)) problems.push(`${isa}: "winograd" gave the direct conv's output bit for bit`);
-        if (bitwiseEqual(got.winograd4![0]![0]!, direct[0]!)) problems.push(`${isa}: "winograd4" gave the direct conv's output bit for bit`);
-        if (bitwiseEqual(got.winograd4![0]![0]!, got.winograd![0]![0]!)) problems.push(`${isa}: "winograd4" gave F(2×2)'s output bit for bit`);
+        if (sameBits(got.winograd![0]![0]!, direct[0]!)) problems.push(`${isa}: "winograd" gave the direct conv's output bit for bit`);
+        if (sameBits(got.winograd4![0]![0]!, direct[0]!)) problems.push(`${isa}: "winograd4" gave the direct conv's output bit for bit`);
+        if (sameBits(got.winograd4![0]![0]!, got.winograd![0]![0]!)) problems.push(`${isa}: "winograd4" gave F(2×2)'s output bit for bit`);
         for (const threads of [1, 2]) {
-          const want = autoPath(c, threads);
-          if (!bitwiseEqual(got.auto![threads - 1]![0]!, got[want]![threads - 1]![0]!))
+          const want = autoPath(c, threads, isa);
+          if (!sameBits(got.auto![threads - 1]![0]!, got[want]![threads - 1]![0]!))
             problems.push(`${isa}: "auto" on ${threads} thread(s) did not take the ${want} path`);
         }
         for (const algo of ["winograd", "winograd4"] as const)
@@ -125,7 +102,7 @@ describe("winograd conv3x3", () => {
               console.log(`${isa} ${algo} ${label(c)} ${what}: max ${errMax.toExponential(2)} relL2 ${errL2.toExponential(2)}`);
             if (!(errMax <= TOL[algo])) problems.push(`${isa} ${algo} ${what}: max |err| / max|ref| ${errMax.toExponential(2)} > ${TOL[algo]}`);
             if (!(errL2 <= TOL[algo])) problems.push(`${isa} ${algo} ${what}: relative L2 ${errL2.toExponential(2)} > ${TOL[algo]}`);
-            if (!bitwiseEqual(g, got[algo]![1]![k]!)) problems.push(`${isa} ${algo} ${what}: 1 vs 2 threads differ`);
+            if (!sameBits(g, got[algo]![1]![k]!)) problems.push(`${isa} ${algo} ${what}: 1 vs 2 threads differ`);
           });
       }
       fd.setIsa(BEST);
@@ -156,7 +133,7 @@ test("a weight that requires grad (U per call) gives the kept-U bits on 1 and 2 
         );
       });
       outs.forEach((o, k) => {
-        if (!bitwiseEqual(o, outs[0]!)) problems.push(`${algo} ${label(c)}: run ${k} (threads ${1 + (k >> 1)}, grad ${k & 1}) differs`);
+        if (!sameBits(o, outs[0]!)) problems.push(`${algo} ${label(c)}: run ${k} (threads ${1 + (k >> 1)}, grad ${k & 1}) differs`);
       });
     });
   }

@@ -195,7 +195,9 @@ describe("async job: abort, event loop, memory", () => {
     const r = await sampleWithStats(den, { n: 64, steps: 300, solver: "euler", schedule: "karras", seed: 4 });
     running = false;
     r.samples.dispose();
-    expect(immediates).toBeGreaterThan(100); // ≈ one turn of the loop per step
+    // About one turn of the loop per step; reads that complete together resolve in one turn (on a loaded machine
+    // 88 turns in 300 steps were seen), so at least one per 10 steps.
+    expect(immediates).toBeGreaterThan(30);
     expect(timerAtCall).toBeGreaterThanOrEqual(0);
     expect(timerAtCall).toBeLessThan(300); // the timer fired while sampling was under way
 

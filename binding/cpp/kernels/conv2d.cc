@@ -21,6 +21,7 @@
 #include "kernels/gemm.h"
 #include "kernels/scratch.h"
 #include "kernels/gemm_impl.h"
+#include "kernels/direct3x3.h"
 #include "kernels/winograd.h"
 
 namespace fd::kernels {
@@ -96,6 +97,7 @@ int64_t forward_k_block(const KernelSet& ks, const Conv2dShape& s) {
 std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w) {
   const KernelSet* ks = impl::active_kernels();
   if (!ks || s.groups != 1 || s.OC <= 0 || s.C <= 0) return nullptr;
+  if (d3::chosen(s)) return d3::pack_weight_once(s, w);
   if (wino::tile(s, /*u_kept=*/true)) return wino::pack_weight_once(*ks, s, w);
   const int64_t K = s.C * s.KH * s.KW;
   return impl::pack_once(*ks, 'A', K, s.OC, forward_k_block(*ks, s), w, K, 1);
@@ -104,8 +106,19 @@ std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, 
 bool packed_conv_weight_fits(const PackedMatrix& pm, const Conv2dShape& s) {
   const KernelSet* ks = impl::active_kernels();
   if (!ks || s.groups != 1) return false;
+  if (d3::chosen(s)) return d3::packed_weight_fits(pm, s);
   if (wino::tile(s, /*u_kept=*/true)) return wino::packed_weight_fits(pm, *ks, s);
   return impl::packed_fits(pm, ks, 'A', s.C * s.KH * s.KW, s.OC, forward_k_block(*ks, s));
+}
+
+const char* conv2d_forward_path(const Conv2dShape& s, bool keeps_packed) {
+  if (!impl::active_kernels()) return "direct";
+  if (d3::chosen(s)) return "direct3x3";
+  switch (wino::tile(s, keeps_packed)) {  // u_kept below holds exactly when keeps_packed and tile(s, true) > 0
+    case 4: return "winograd4";
+    case 2: return "winograd";
+    default: return "direct";
+  }
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
@@ -116,6 +129,9 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   if (s.N <= 0 || s.OC <= 0 || OH <= 0 || OW <= 0) return;
   const int64_t Cg = s.C / s.groups, OCg = s.OC / s.groups, Kg = Cg * s.KH * s.KW;
   if (packed_w && !packed_conv_weight_fits(*packed_w, s)) packed_w = nullptr;
+  // Small maps: the direct 3×3 kernel with output channels in the vector lanes (kernels/direct3x3.h).
+  if (d3::chosen(s) && d3::forward(s, x, w, bias, y, packed_w)) return;
+  if (packed_w && packed_w->source == 'D') packed_w = nullptr;
   // 3×3 stride-1 convs with enough channels: Winograd F(2×2 or 4×4, 3×3) (kernels/winograd.h).
   const bool u_kept = packed_w && packed_w->source == 'W';
   const int m = wino::tile(s, u_kept);
@@ -149,10 +165,11 @@ void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w
         for (int64_t c = 0; c < Cg; ++c)
           for (int64_t r = 0; r < KK; ++r)
             wt[((g * Cg + c) * OCg + oc) * KK + (KK - 1 - r)] = w[((g * OCg + oc) * Cg + c) * KK + r];
-    if (G == 1) {  // the flipped conv (gy → gx, weight [C, OC, KH, KW]) may be a Winograd one
+    if (G == 1) {  // the flipped conv (gy → gx, weight [C, OC, KH, KW]) may be a Winograd or direct 3×3 one
       Conv2dShape f = s;
       f.C = s.OC, f.H = OH, f.W = OW, f.OC = s.C;
       f.pad_h = s.dil_h * (s.KH - 1) - s.pad_h, f.pad_w = s.dil_w * (s.KW - 1) - s.pad_w;
+      if (f.OH() == s.H && f.OW() == s.W && d3::chosen(f) && d3::forward(f, gy, wt.data(), nullptr, gx)) return;
       const int m = f.OH() == s.H && f.OW() == s.W ? wino::tile(f) : 0;
       if (m && wino::conv3x3_forward(*ks, f, m, gy, wt.data(), nullptr, gx)) return;
     }

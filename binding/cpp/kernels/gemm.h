@@ -89,6 +89,10 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 // pack applies (groups > 1, Isa::Scalar).
 std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w);
 bool packed_conv_weight_fits(const PackedMatrix& packed, const Conv2dShape& s);
+// The path conv2d_forward takes for s under the current settings, named as the conv algorithm
+// setting names it ("direct" for the implicit GEMM and the scalar reference); keeps_packed: the
+// weight is kept packed across calls (ops/packed_weight.h).
+const char* conv2d_forward_path(const Conv2dShape& s, bool keeps_packed);
 // gx = dL/dx given gy = dL/dy. Overwrites gx.
 void conv2d_backward_input(const Conv2dShape& s, const float* gy, const float* w, float* gx);
 // gw = dL/dw (overwrites), gb = dL/dbias (overwrites; may be null).

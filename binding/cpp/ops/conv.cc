@@ -71,11 +71,16 @@ TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, 
   }
   TensorPtr y = empty({s.N, s.OC, s.OH(), s.OW()}, x->device());
   count_flops(2.0 * double(s.N * s.OC * s.OH() * s.OW()) * double(s.C / groups * s.KH * s.KW));
-  [[maybe_unused]] const Device dev = x->device();  // unused by FD_DISPATCH in CPU-only builds
+  const Device dev = x->device();
   const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
-  const std::string shape_note = profiling_enabled() ? shape_str(x->shape) + " → " + std::to_string(s.OC) + " " +
-                                                          std::to_string(s.KH) + "×" + std::to_string(s.KW)
-                                                    : "";
+  // Profiler rows per shape and, on the CPU, per algorithm: "[1, 128, 7, 7] → 128 3×3 (direct3x3)".
+  std::string shape_note;
+  if (profiling_enabled()) {
+    shape_note = shape_str(x->shape) + " → " + std::to_string(s.OC) + " " + std::to_string(s.KH) + "×" +
+                 std::to_string(s.KW);
+    if (dev.type == DeviceType::CPU)
+      shape_note += std::string(" (") + kernels::conv2d_forward_path(s, keep_pack) + ")";
+  }
   launch(profile_name("conv2d", shape_note), [=] {
     const float* b = bias ? bias->data() : nullptr;
     if (keep_pack) {
