@@ -79,7 +79,8 @@ export function getMatmulPrecision(): MatmulPrecision {
  *   28×28 map on 2 threads), else F(2×2, 3×3) (4 per output) from 256 tiles of 2×2; the direct implicit GEMM
  *   otherwise — on one small image the transforms cost what the fewer multiplications save. When the call
  *   records no gradient for the weight (sampling, a frozen teacher), its transform is kept packed across calls
- *   and Winograd pays from fewer tiles: F(4×4) from 16 (a 14×14 map) on any thread count, F(2×2) from 16 tiles
+ *   and Winograd pays from fewer tiles: F(4×4) from 16 (a 14×14 map) on 1 thread and 32 on more (there its
+ *   transformed weights, 2.25× F(2×2)'s bytes, cost more to fetch than they save), F(2×2) from 16 tiles
  *   of 2×2 (a 7×7 map) on 1 thread, on more from 128 input channels. Under matmul precision "medium" with
  *   bf16 GEMMs, "auto" takes F(2×2) (its GEMMs in bf16, then paying on 2 threads from 32 channels) and never
  *   F(4×4), whose transforms would amplify bf16 rounding; measured per shape in bench/RESULTS.md. Before all

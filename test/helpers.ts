@@ -247,6 +247,23 @@ export function convOutputAndInputGrad(c: ConvCase, i: number, wGrad = false): F
   });
 }
 
+/** Runs f, which issues one conv2d, with the profiler on; returns the path the conv took, from its profiler row
+ * ("conv2d [1, 128, 7, 7] → 128 3×3 (direct3x3)"): the bits cannot always tell the direct paths apart. */
+export function convPathOf(f: () => void): string {
+  fd.synchronize();
+  fd.profile({ reset: true });
+  fd.setProfiling(true);
+  try {
+    f();
+    fd.synchronize();
+  } finally {
+    fd.setProfiling(false);
+  }
+  const rows = fd.profile({ reset: true }).filter((r) => r.op.startsWith("conv2d"));
+  expect(rows).toHaveLength(1);
+  return /\((\w+)\)$/.exec(rows[0]!.op)![1]!;
+}
+
 /** `f` throws a FastdiffError with `code` (and a message matching `pattern`). */
 export function expectCode(f: () => unknown, code: string, pattern?: RegExp): void {
   try {

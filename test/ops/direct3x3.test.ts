@@ -11,7 +11,7 @@
 // A wrong tap, border, strip or channel block gives errors of order 1.
 import * as fd from "../../lib";
 
-import { maxRelErr, randomTensor, relL2, engineSettings, sameBits, convOutputAndInputGrad, type ConvCase } from "../helpers";
+import { maxRelErr, randomTensor, relL2, engineSettings, sameBits, convOutputAndInputGrad, convPathOf, type ConvCase } from "../helpers";
 
 const { best: BEST, threads: THREADS } = engineSettings();
 const HAS_KERNEL = BEST === "avx512";
@@ -33,23 +33,9 @@ const label = (c: ConvCase) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bia
 
 
 
-/** The algorithm in the profiler row of one forward conv of c under the current settings. */
-function pathOf(c: ConvCase, i: number): string {
-  fd.synchronize();
-  fd.profile({ reset: true });
-  fd.setProfiling(true);
-  try {
-    fd.scope(() => {
-      fd.conv2d(randomTensor(c.x, 1000 + i), randomTensor(c.w, 2000 + i), null, { padding: c.pad });
-      fd.synchronize();
-    });
-  } finally {
-    fd.setProfiling(false);
-  }
-  const rows = fd.profile({ reset: true }).filter((r) => r.op.startsWith("conv2d"));
-  expect(rows).toHaveLength(1);
-  return /\((\w+)\)$/.exec(rows[0]!.op)![1]!;
-}
+/** The path one forward conv of c takes under the current settings (its weight kept packed). */
+const pathOf = (c: ConvCase, i: number): string =>
+  convPathOf(() => fd.scope(() => fd.conv2d(randomTensor(c.x, 1000 + i), randomTensor(c.w, 2000 + i), null, { padding: c.pad })));
 
 afterEach(() => {
   fd.setIsa(BEST);

@@ -8,7 +8,7 @@
 // one storage, the result equals a fresh computation.
 import * as fd from "../../lib";
 
-import { engineSettings, hostValues, maxRelErr } from "../helpers";
+import { engineSettings, hostValues, maxRelErr, sameBits, convPathOf } from "../helpers";
 
 const { best: BEST, isas: ISAS, threads: THREADS } = engineSettings();
 const HAS_BF16 = BEST === "avx512" && fd.devices().cpu.features.avx512bf16;
@@ -31,10 +31,6 @@ function perCall(x: fd.Tensor, w: fd.Tensor, b: fd.Tensor | null): Float32Array 
     const wg = fd.noGrad(() => w.clone()).requireGrad();
     return fd.linear(x, wg, b).dataSync();
   });
-}
-
-function bitEqual(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }
 
 // [M, N, K]: one K block / two (K > 1024), one row block / several (M > 140 on AVX-512, > 72 on
@@ -65,7 +61,7 @@ describe.each(ISAS)("packed weights under %s", (isa) => {
           const fresh = perCall(x, w, b);
           const first = reused(x, w, b); // packs
           const again = reused(x, w, b); // reuses the pack
-          expect({ shape: [M, N, K], threads, first: bitEqual(first, fresh), again: bitEqual(again, fresh) }).toEqual({
+          expect({ shape: [M, N, K], threads, first: sameBits(first, fresh), again: sameBits(again, fresh) }).toEqual({
             shape: [M, N, K], threads, first: true, again: true,
           });
           expect(maxRelErr(again, ref)).toBeLessThan(precision === "medium" ? 1e-5 : TOL_GEMM);
@@ -122,7 +118,7 @@ describe.each(ISAS)("packed conv weights under %s", (isa) => {
             const fresh = convPerCall(x, w, b, o);
             const first = convReused(x, w, b, o);
             const again = convReused(x, w, b, o);
-            expect({ conv: c, threads, first: bitEqual(first, fresh), again: bitEqual(again, fresh) }).toEqual({
+            expect({ conv: c, threads, first: sameBits(first, fresh), again: sameBits(again, fresh) }).toEqual({
               conv: c, threads, first: true, again: true,
             });
             let scale = 0;
@@ -156,23 +152,25 @@ describe.each(ISAS)("packed conv weights under %s", (isa) => {
             fd.setNumThreads(threads);
             const fresh = convPerCall(x, w, b, o);
             const again = (convReused(x, w, b, o), convReused(x, w, b, o));
-            expect({ conv: c, threads, same: bitEqual(again, fresh) }).toEqual({ conv: c, threads, same: true });
+            expect({ conv: c, threads, same: sameBits(again, fresh) }).toEqual({ conv: c, threads, same: true });
           }
         });
       });
     },
   );
 
-  test('"auto" at batch 1: F(4×4) for kept weights from 16 tiles, F(2×2) below; per call, F(4×4) from 16 tiles per thread', () => {
-    // [input size, threads, weight kept, the path "auto" takes] for 64 → 64 channels (kernels/winograd.cc)
+  test('"auto" at batch 1: F(4×4) for kept weights from 16 tiles (32 on 2 threads), F(2×2) below; per call, F(4×4) from 16 tiles per thread', () => {
+    // [input size, threads, weight kept, the path "auto" takes] for 64 → 64 channels (kernels/winograd.cc,
+    // kernels/direct3x3.cc)
     const cases: [number, number, boolean, fd.ConvAlgorithm][] = [
       [28, 1, true, "winograd4"], // 49 tiles of 4×4
       [28, 2, true, "winograd4"],
       [28, 2, false, "winograd4"], // 49 ≥ 16 per thread
-      [14, 2, true, "winograd4"], // 16 tiles
+      [14, 1, true, "winograd4"], // 16 tiles
+      [14, 2, true, "direct"], // 16 < 32; F(2×2) pays on 2 threads from 128 input channels
       [14, 2, false, "direct"], // 16 < 32; 49 tiles of 2×2 < 256
       [7, 1, true, "winograd"], // 4 tiles of 4×4, 16 of 2×2
-      [7, 2, true, "direct"], // 64 input channels: F(2×2) pays on 2 threads from 128
+      [7, 2, true, isa === "avx512" ? "direct3x3" : "direct"], // 49 outputs: the direct 3×3 kernel where there is one
     ];
     fd.setIsa(isa);
     for (const [size, threads, kept, want] of cases)
@@ -183,15 +181,12 @@ describe.each(ISAS)("packed conv weights under %s", (isa) => {
         const b = fd.tensor(hostValues([64], 72), [64]);
         const o = { padding: 1 };
         fd.setNumThreads(threads);
-        const byPath = new Map<fd.ConvAlgorithm, Float32Array>();
-        for (const algo of ["direct", "winograd", "winograd4"] as fd.ConvAlgorithm[]) {
-          fd.setConvAlgorithm(algo);
-          byPath.set(algo, convPerCall(x, w, b, o));
-        }
+        fd.setConvAlgorithm(want);
+        const forced = convPerCall(x, w, b, o);
         fd.setConvAlgorithm("auto");
-        const got = kept ? convReused(x, w, b, o) : convPerCall(x, w, b, o);
-        const took = [...byPath].filter(([, y]) => bitEqual(y, got)).map(([algo]) => algo);
-        expect({ size, threads, kept, took }).toEqual({ size, threads, kept, took: [want] });
+        let got = new Float32Array(0);
+        const took = convPathOf(() => (got = kept ? convReused(x, w, b, o) : convPerCall(x, w, b, o)));
+        expect({ size, threads, kept, took, sameBits: sameBits(got, forced) }).toEqual({ size, threads, kept, took: want, sameBits: true });
       });
   });
 });
@@ -207,8 +202,8 @@ describe("a packed weight is never stale", () => {
       const before = reused(x(), w, null);
       fd.copy(w, w2);
       const after = reused(x(), w, null);
-      expect(bitEqual(after, perCall(x(), w2, null))).toBe(true);
-      expect(bitEqual(after, before)).toBe(false);
+      expect(sameBits(after, perCall(x(), w2, null))).toBe(true);
+      expect(sameBits(after, before)).toBe(false);
     });
   });
 
@@ -231,9 +226,9 @@ describe("a packed weight is never stale", () => {
           fd.setConvAlgorithm(x === x8 ? "winograd4" : threads === 1 ? "winograd" : "direct"); // the path "auto" takes
           const want = convPerCall(x, w2, b, o);
           fd.setConvAlgorithm("auto");
-          expect({ threads, batch: x.shape[0], fresh: bitEqual(got, want) }).toEqual({ threads, batch: x.shape[0], fresh: true });
+          expect({ threads, batch: x.shape[0], fresh: sameBits(got, want) }).toEqual({ threads, batch: x.shape[0], fresh: true });
         }
-        expect(bitEqual(convReused(x1, w, b, o), before)).toBe(false);
+        expect(sameBits(convReused(x1, w, b, o), before)).toBe(false);
       });
   });
 
@@ -249,15 +244,15 @@ describe("a packed weight is never stale", () => {
         const before = reused(x(), w, null); // packs w (no gradient recorded under noGrad)
         step(opt);
         const after = reused(x(), w, null);
-        expect(bitEqual(after, before)).toBe(false);
-        expect(bitEqual(after, perCall(x(), w, null))).toBe(true);
+        expect(sameBits(after, before)).toBe(false);
+        expect(sameBits(after, perCall(x(), w, null))).toBe(true);
       }
       const ema = new fd.EMA([w], { decay: 0.5 });
       const avg = ema.averages[0]!;
       reused(x(), avg, null);
       step(new fd.SGD([w], { lr: 1 }));
       ema.update();
-      expect(bitEqual(reused(x(), avg, null), perCall(x(), avg, null))).toBe(true);
+      expect(sameBits(reused(x(), avg, null), perCall(x(), avg, null))).toBe(true);
     });
   });
 
@@ -266,21 +261,21 @@ describe("a packed weight is never stale", () => {
       const w = fd.tensor(hostValues([N, K], 5), [N, K]);
       for (const isa of ["scalar", ...ISAS] as fd.Isa[]) {
         fd.setIsa(isa);
-        expect(bitEqual(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
+        expect(sameBits(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
       }
       if (HAS_BF16) {
         fd.setIsa("avx512");
         reused(x(), w, null);
         fd.setMatmulPrecision("medium");
-        expect(bitEqual(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
+        expect(sameBits(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
         fd.setMatmulPrecision("high");
-        expect(bitEqual(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
+        expect(sameBits(reused(x(), w, null), perCall(x(), w, null))).toBe(true);
       }
       // Two halves of one storage (split shares it at different offsets), used alternately.
       const both = fd.tensor(hostValues([2 * N, K], 6), [2 * N, K]);
       const [top, bottom] = fd.split(both, N, 0);
       for (let r = 0; r < 3; ++r)
-        for (const half of [top!, bottom!]) expect(bitEqual(reused(x(), half, null), perCall(x(), half.clone(), null))).toBe(true);
+        for (const half of [top!, bottom!]) expect(sameBits(reused(x(), half, null), perCall(x(), half.clone(), null))).toBe(true);
     });
   });
 

@@ -47,21 +47,19 @@ const CASES: ConvCase[] = [
 
 /** The path "auto" should take at `threads` for a weight kept packed, without bf16 GEMMs: with the AVX-512 ISA on
  * ≥ 2 threads, the direct 3×3 kernel for ≤ 64 output pixels over the batch and ≥ 16 channels
- * (kernels/direct3x3.cc); else (kernels/winograd.cc) IC, OC ≥ 32, then F(4×4) from 16 tiles of 4×4 outputs; else
- * F(2×2) from 256 tiles of 2×2, or 16 on 1 thread (on more, from 128 input channels). */
+ * (kernels/direct3x3.cc); else (kernels/winograd.cc) IC, OC ≥ 32, then F(4×4) from 16 tiles of 4×4 outputs (32 on
+ * more than 1 thread); else F(2×2) from 256 tiles of 2×2, or 16 on 1 thread (on more, from 128 input channels). */
 function autoPath(c: ConvCase, threads: number, isa: fd.Isa): fd.ConvAlgorithm {
   const oh = c.x[2]! + 2 * c.pad - 2, ow = c.x[3]! + 2 * c.pad - 2;
   const small = c.x[0]! * oh * ow <= 64 && c.x[1]! >= 16 && c.w[0]! >= 16;
   if (isa === "avx512" && threads > 1 && small) return "direct3x3";
   if (c.x[1]! < 32 || c.w[0]! < 32) return "direct";
-  if (c.x[0]! * Math.ceil(oh / 4) * Math.ceil(ow / 4) >= 16) return "winograd4";
+  if (c.x[0]! * Math.ceil(oh / 4) * Math.ceil(ow / 4) >= (threads === 1 ? 16 : 32)) return "winograd4";
   const tiles = c.x[0]! * Math.ceil(oh / 2) * Math.ceil(ow / 2);
   return tiles >= 256 || (tiles >= 16 && (threads === 1 || c.x[1]! >= 128)) ? "winograd" : "direct";
 }
 
 const label = (c: ConvCase) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
-
-
 
 describe("winograd conv3x3", () => {
   CASES.forEach((c, i) => {

@@ -53,6 +53,10 @@ constexpr int64_t kMinTilesPerThread = 16;
 // 2 threads 64→64 at 28×28 221 → 156 (direct 186), 128→128 at 14×14 182 → 157. With 4 tiles
 // (7×7) it loses (103 → 172): 4-column GEMMs. Not under bf16 GEMMs (see gemm_kernels).
 constexpr int64_t kF4MinTiles = 16;
+// ... except with kept U on 2 threads, where a 14×14 map (16 tiles) takes F(2×2): in a forward its transformed
+// weights come from DRAM, and F(4×4)'s are 2.25× F(2×2)'s bytes. 128→128 at 14×14, 24 weight sets in turn: 195 µs
+// vs 212; UNet batch 1 +5.4% (in-process A/B, q 1.038–1.078). One 28×28 map (49 tiles) keeps F(4×4) (F(2×2): −8%).
+constexpr int64_t kF4MinTilesKeptThreaded = 32;
 
 // The kernel set of the α² GEMMs: for F(2×2), bfloat16 operands under matmul precision
 // "medium" (where sgemm uses them too), else the float32 set of the active ISA. F(4×4) stays
@@ -123,7 +127,8 @@ int tile(const Conv2dShape& s, bool u_kept) {
   const int nt = ThreadPool::in_parallel() ? 1 : ThreadPool::global().num_threads();
   const bool bf16 = impl::matmul_in_bf16();
   const int64_t tiles4 = s.N * ((s.OH() + 3) / 4) * ((s.OW() + 3) / 4);
-  if (!bf16 && tiles4 >= (u_kept ? kF4MinTiles : kF4MinTiles * nt)) return 4;
+  const int64_t f4_min = u_kept ? (nt > 1 ? kF4MinTilesKeptThreaded : kF4MinTiles) : kF4MinTiles * nt;
+  if (!bf16 && tiles4 >= f4_min) return 4;
   const int64_t tiles = s.N * ((s.OH() + 1) / 2) * ((s.OW() + 1) / 2);
   if (tiles >= kAutoMinTiles) return 2;
   const bool short_k_pays = nt == 1 || bf16;
