@@ -1,7 +1,9 @@
 // data(): a tensor's values, resolved on the JS thread once the stream has produced them. The stream
 // worker copies the values right after the tensor's last kernel and hands them to a thread-safe function:
 // one hop to the JS thread (an AsyncWorker took two — a libuv pool thread blocked on the stream, then the
-// JS thread — ~50–100 µs per read on the 2-vCPU VM, ~15 µs this way).
+// JS thread — ~50–100 µs per read on the 2-vCPU VM, ~15 µs this way). The Float32Array is external over
+// that copy: forward + read 1.2–1.3% faster than copying the values again into a V8-allocated array
+// (in-process A/B, UNet and DiT at batch 1).
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -63,9 +65,13 @@ void resolve(Napi::Env env, Napi::Function, PendingRead* read) {
     read->deferred.Reject(make_error(env, *read->error).Value());
     return;
   }
-  auto out = Napi::Float32Array::New(env, read->values.size());
-  if (!read->values.empty()) std::memcpy(out.Data(), read->values.data(), read->values.size() * sizeof(float));
-  read->deferred.Resolve(out);
+  // The array views the values the worker copied (no second copy, no allocation here: a calloc on this thread
+  // consolidates the fastbins that the worker's frees of every op's closure filled, ~0.1 ms per forward).
+  auto* held = new std::vector<float>(std::move(read->values));
+  auto buffer = Napi::ArrayBuffer::New(
+      env, held->data(), held->size() * sizeof(float), [](Napi::Env, void*, std::vector<float>* v) { delete v; },
+      held);
+  read->deferred.Resolve(Napi::Float32Array::New(env, held->size(), buffer, 0));
 }
 
 // On the stream worker right after the tensor's last kernel (or on the JS thread if it had already run).
