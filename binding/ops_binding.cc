@@ -134,7 +134,12 @@ Napi::Value Pad(const Args& a) {
 // ---- linear algebra, convolution, resampling ----
 Napi::Value Matmul(const Args& a) { return wrap(a.env(), ops::matmul(a.tensor(0, "a"), a.tensor(1, "b"))); }
 Napi::Value Linear(const Args& a) {
-  return wrap(a.env(), ops::linear(a.tensor(0, "x"), a.tensor(1, "weight"), a.optional_tensor(2, "bias")));
+  const TensorPtr x = a.tensor(0, "x"), w = a.tensor(1, "weight"), bias = a.optional_tensor(2, "bias");
+  if (a.info.Length() <= 3 || a.info[3].IsUndefined() || a.info[3].IsNull()) return wrap(a.env(), ops::linear(x, w, bias));
+  ops::Unary act;
+  const std::string name = a.string(3, "activation");
+  FD_CHECK(kernels::parse_unary(name.c_str(), &act), ErrorCode::Argument, "linear: unknown activation '", name, "'");
+  return wrap(a.env(), ops::linear(x, w, bias, act));
 }
 Napi::Value Conv2d(const Args& a) {
   const auto s = a.integers(3, "stride"), p = a.integers(4, "padding"), d = a.integers(5, "dilation");

@@ -24,6 +24,7 @@
 #include "common.cuh"
 #include "core/precision.h"
 #include "gemm.h"
+#include "vector.h"
 
 namespace fd::cuda {
 namespace {
@@ -689,6 +690,12 @@ void run(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A,
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const GemmEpilogue& epilogue) {
   run(1, M, N, K, alpha, A, 0, B, 0, beta, C, ldc, 0, epilogue);
+  if (epilogue.activation && M > 0 && N > 0) {  // a pass of its own here (the CPU's is fused)
+    if (ldc == N)
+      cuda::unary(*epilogue.activation, M * N, C, C);
+    else
+      for (int64_t i = 0; i < M; ++i) cuda::unary(*epilogue.activation, N, C + i * ldc, C + i * ldc);
+  }
 }
 
 void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A, int64_t stride_a, MatView B,

@@ -88,10 +88,15 @@ const KernelSet* matmul_kernels() {
 
 void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                 const ASource& A, const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row,
-                const float* bias_col) {
+                const float* bias_col, const Unary* act) {
   if (m0 >= m1 || n0 >= n1) return;
+  // The activation over rows [i0, i1) × columns [j0, j0 + n) of C, just computed (in cache).
+  auto activate = [&](int64_t i0, int64_t i1, int64_t j0, int64_t n) {
+    for (int64_t i = i0; i < i1; ++i) unary(*act, n, C + i * ldc + j0, C + i * ldc + j0);
+  };
   if (K <= 0 || alpha == 0.f) {
     block_fallback(m0, m1, n0, n1, 0, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+    if (act) activate(m0, m1, n0, n1 - n0);
     return;
   }
   const int64_t MR = ks.mr, NR = ks.nr;
@@ -197,6 +202,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
+        if (act && pc + kc == K) activate(ic, ic + mc, n0, n1 - n0);
       }
     }
     return;
@@ -224,6 +230,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
           }
         }
+        if (act && pc + kc == K) activate(ic, ic + mc, jc, nc);
       }
     }
   }
@@ -263,7 +270,8 @@ int useful_threads(int64_t M, int64_t N, int64_t K) {
 }
 
 void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
-                   const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col) {
+                   const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col,
+                   const Unary* act) {
   if (M <= 0 || N <= 0) return;
   int T = useful_threads(M, N, K);
   int tm = 1, tn = 1;
@@ -273,25 +281,25 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
   if (T > 1) split_2d(M, N, ks.mr, ks.nr, T, &tm, &tn, prefer_rows);
   T = tm * tn;
   if (T <= 1) {
-    gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+    gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
     return;
   }
   auto& pool = ThreadPool::global();
   if (T == 2 && pool.num_threads() == 2) {  // rows cut anywhere, columns in whole panels (see below), by speed
     if (tn == 1)
       pool.parallel_for_balanced(M, 1, [&](int64_t mb, int64_t me) {
-        gemm_block(ks, mb, me, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+        gemm_block(ks, mb, me, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
       });
     else
       pool.parallel_for_balanced(ceil_div(N, ks.nr), 1, [&](int64_t pb, int64_t pe) {
-        gemm_block(ks, 0, M, pb * ks.nr, min64(N, pe * ks.nr), K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+        gemm_block(ks, 0, M, pb * ks.nr, min64(N, pe * ks.nr), K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
       });
     return;
   }
   pool.run_on_all(
       [&](int tid, int nt) {
         if (nt != T) {  // fewer threads than asked: cover everything from thread 0
-          if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+          if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
           return;
         }
         // Rows in even shares (a packed A is read from inside a panel, see gemm_block), columns in
@@ -299,7 +307,7 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
         int64_t mb, me, nb, ne;
         block_range(M, 1, tm, tid / tn, &mb, &me);
         block_range(N, ks.nr, tn, tid % tn, &nb, &ne);
-        gemm_block(ks, mb, me, nb, ne, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
+        gemm_block(ks, mb, me, nb, ne, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
       },
       T);
 }
@@ -310,14 +318,17 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
            const GemmEpilogue& epilogue) {
   if (M <= 0 || N <= 0) return;
   const impl::KernelSet* ks = impl::matmul_kernels();
+  const Unary* act = epilogue.activation ? &*epilogue.activation : nullptr;
   if (!ks) {
     (impl::matmul_in_bf16() ? ref::sgemm_bf16 : ref::sgemm)(M, N, K, alpha, A, B, beta, C, ldc,
                                                                     epilogue.bias_row, epilogue.bias_col);
+    if (act)
+      for (int64_t i = 0; i < M; ++i) unary(*act, N, C + i * ldc, C + i * ldc);
     return;
   }
   const impl::ASource a{A.p, A.rs, A.cs};
   const impl::BSource b{0, B.p, B.rs, B.cs, nullptr, nullptr};
-  impl::gemm_threaded(*ks, M, N, K, alpha, a, b, beta, C, ldc, epilogue.bias_row, epilogue.bias_col);
+  impl::gemm_threaded(*ks, M, N, K, alpha, a, b, beta, C, ldc, epilogue.bias_row, epilogue.bias_col, act);
 }
 
 PackedMatrix::~PackedMatrix() {
@@ -383,7 +394,7 @@ void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatVi
   b.packed = packed.data;
   b.packed_np = packed.P;
   impl::gemm_threaded(ks, M, N, K, alpha, impl::ASource{A.p, A.rs, A.cs}, b, beta, C, ldc, epilogue.bias_row,
-                      epilogue.bias_col);
+                      epilogue.bias_col, epilogue.activation ? &*epilogue.activation : nullptr);
 }
 
 void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A, int64_t stride_a, MatView B,

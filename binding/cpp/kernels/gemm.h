@@ -13,6 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+
+#include "kernels/vector.h"
 
 namespace fd::kernels {
 
@@ -29,6 +32,10 @@ struct MatView {
 struct GemmEpilogue {
   const float* bias_row = nullptr;  // length M, added to every element of row i
   const float* bias_col = nullptr;  // length N, added to every element of column j
+  // Then applied to every element: on the CPU to each row block of C (≤ mc rows) right after its last K block,
+  // while it is still in cache, instead of in a pass of its own; the values are kernels::unary's (parameters 0).
+  // (Per 32-column panel, in L1, the 140 row calls per panel cost more than they saved: DiT −1.7 / −2.6%.)
+  std::optional<Unary> activation;
 };
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const GemmEpilogue& epilogue = {});

@@ -284,7 +284,7 @@ class DiT final : public Network {
           TensorPtr modulated = modulated_point(ctx, n3, plain, mid, affine_ ? norm3("weight") : nullptr,
                                                 affine_ ? norm3("bias") : nullptr, norm_eps_, m[3], m[4]);
           Weights net = bw.sub("ff").sub("net");
-          TensorPtr a = ops::unary(gelu_, linear(net.sub("0").sub("proj"), modulated));
+          TensorPtr a = linear(net.sub("0").sub("proj"), modulated, gelu_);  // the GELU in the GEMM's epilogue
           return linear(net.sub("2"), ctx.dropout(a, dropout_));
         });
         return gated_residual(mid, m[5], ff);

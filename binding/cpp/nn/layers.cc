@@ -9,6 +9,9 @@
 namespace fd::nn {
 
 TensorPtr linear(const Weights& w, const TensorPtr& x) { return ops::linear(x, w("weight"), w.maybe("bias")); }
+TensorPtr linear(const Weights& w, const TensorPtr& x, ops::Unary activation) {
+  return ops::linear(x, w("weight"), w.maybe("bias"), activation);
+}
 
 TensorPtr conv2d(const Weights& w, const TensorPtr& x, int64_t stride, int64_t padding) {
   return ops::conv2d(x, w("weight"), w.maybe("bias"), stride, stride, padding, padding, 1, 1, 1);

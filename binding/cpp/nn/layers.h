@@ -1,11 +1,13 @@
 // Layers shared by the networks, named like the diffusers modules whose weights they read.
 #pragma once
 #include "nn/network.h"
+#include "ops/ops.h"
 
 namespace fd::nn {
 
-// nn.Linear: x·Wᵀ + b over the last axis (bias optional).
+// nn.Linear: x·Wᵀ + b over the last axis (bias optional); then `activation` (ops::linear's fused one).
 TensorPtr linear(const Weights& w, const TensorPtr& x);
+TensorPtr linear(const Weights& w, const TensorPtr& x, ops::Unary activation);
 // nn.Conv2d with square kernel, stride and padding.
 TensorPtr conv2d(const Weights& w, const TensorPtr& x, int64_t stride, int64_t padding);
 // nn.GroupNorm (optionally fused with the SiLU that follows it).

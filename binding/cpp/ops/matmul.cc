@@ -156,7 +156,10 @@ TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
   return y;
 }
 
-TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) {
+namespace {
+// x·wᵀ + b, then `act` (if any) in the GEMM's epilogue; records the linear when gradients are needed (callers
+// with an activation come here only when none are).
+TensorPtr linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, std::optional<Unary> act) {
   check_same_device("linear", x, w);
   FD_CHECK(w->dim() == 2 && x->dim() >= 1 && x->shape.back() == w->shape[1], ErrorCode::Shape,
            "linear: input ", shape_str(x->shape), " does not match weight ", shape_str(w->shape),
@@ -173,10 +176,14 @@ TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) 
   count_flops(2.0 * double(M) * double(N) * double(K));
   const Device dev = y->device();
   const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
-  const std::string shape_note = profiling_enabled() ? std::to_string(M) + "×" + std::to_string(K) + " → " + std::to_string(N) : "";
+  const std::string shape_note =
+      profiling_enabled() ? std::to_string(M) + "×" + std::to_string(K) + " → " + std::to_string(N) +
+                                (act ? std::string(" + ") + kernels::unary_name(*act) : "")
+                          : "";
   launch(profile_name("linear", shape_note), [=] {
     kernels::GemmEpilogue ep;
     ep.bias_col = bias ? bias->data() : nullptr;
+    ep.activation = act;
     const MatView a{x->data(), K, 1}, wt{w->data(), 1, K};
     if (keep_pack && M > 0 && K > 0) {
       const auto packed = packed_weight(
@@ -195,6 +202,22 @@ TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) 
     record(node, {x, w, bias}, {y});
   }
   return y;
+}
+}  // namespace
+
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) {
+  return linear_forward(x, w, bias, std::nullopt);
+}
+
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, Unary activation) {
+  using U = Unary;
+  FD_CHECK(activation == U::Relu || activation == U::Silu || activation == U::Sigmoid || activation == U::Tanh ||
+               activation == U::GeluTanh || activation == U::GeluErf,
+           ErrorCode::Argument, "linear: activation must be relu, silu, sigmoid, tanh, gelu_tanh or gelu_erf, got ",
+           kernels::unary_name(activation));
+  // The activation's gradient needs its input: with gradients to record, the linear and then the activation.
+  if (any_requires_grad({&x, &w, &bias})) return unary(activation, linear_forward(x, w, bias, std::nullopt));
+  return linear_forward(x, w, bias, activation);
 }
 
 }  // namespace fd::ops

@@ -62,6 +62,10 @@ TensorPtr pad(const TensorPtr& x, const std::vector<int64_t>& pads, float value)
 // ---- linear algebra (matmul.cc) ----
 TensorPtr matmul(const TensorPtr& a, const TensorPtr& b);
 TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias);  // x·wᵀ + b; bias may be null
+// activation(x·wᵀ + b) for a parameterless activation (relu, silu, sigmoid, tanh, gelu_tanh, gelu_erf): the same
+// values as unary(activation, linear(x, w, bias)); with nothing to record for autograd, on the CPU, applied to each
+// output panel as the GEMM stores it (one pass over the output instead of two).
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, Unary activation);
 
 // ---- convolution and pooling (conv.cc, resize.cc) ----
 TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, int64_t stride_h, int64_t stride_w,
