@@ -5,6 +5,7 @@
 // that copy: forward + read 1.2–1.3% faster than copying the values again into a V8-allocated array
 // (in-process A/B, UNet and DiT at batch 1).
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -65,13 +66,14 @@ void resolve(Napi::Env env, Napi::Function, PendingRead* read) {
     read->deferred.Reject(make_error(env, *read->error).Value());
     return;
   }
-  // The array views the values the worker copied (no second copy, no allocation here: a calloc on this thread
+  // The array views the values the worker copied: no second copy, and no calloc for them on this thread (it
   // consolidates the fastbins that the worker's frees of every op's closure filled, ~0.1 ms per forward).
-  auto* held = new std::vector<float>(std::move(read->values));
+  auto held = std::make_unique<std::vector<float>>(std::move(read->values));
+  const size_t n = held->size();
   auto buffer = Napi::ArrayBuffer::New(
-      env, held->data(), held->size() * sizeof(float), [](Napi::Env, void*, std::vector<float>* v) { delete v; },
-      held);
-  read->deferred.Resolve(Napi::Float32Array::New(env, held->size(), buffer, 0));
+      env, held->data(), n * sizeof(float), [](Napi::Env, void*, std::vector<float>* v) { delete v; }, held.get());
+  held.release();  // the buffer's finalizer owns it now
+  read->deferred.Resolve(Napi::Float32Array::New(env, n, buffer, 0));
 }
 
 // On the stream worker right after the tensor's last kernel (or on the JS thread if it had already run).

@@ -347,18 +347,18 @@ export function pad(x: Tensor, pads: number[], value = 0): Tensor {
 // ---------------------------------------------------------------- linear algebra, convolution
 /** Batched matrix product [..., M, K] · [..., K, N]; batch dims broadcast. */
 export function matmul(a: Tensor, b: Tensor): Tensor { return wrap(native.matmul(h("matmul", a, "a"), h("matmul", b, "b"))); }
-/** x · wᵀ + b with w [out, in] (PyTorch's convention). */
 /** An activation applied to a linear's output: "gelu" is the exact (erf) GELU, "gelu_tanh" its tanh approximation. */
 export type LinearActivation = "relu" | "silu" | "sigmoid" | "tanh" | "gelu" | "gelu_tanh";
 export interface LinearOptions {
   /** Applied to the output: the values of the separate op (e.g. `gelu(linear(x, w, b))`); without gradients to
-   * record, on the CPU, each output panel is activated as the matrix product stores it (one pass, not two). */
+   * record, on the CPU, each block of output rows is activated as soon as the matrix product has stored it, while
+   * it is in cache (one pass over the output, not two). */
   activation?: LinearActivation;
 }
 const LINEAR_ACTIVATIONS: Record<LinearActivation, string> = {
   relu: "relu", silu: "silu", sigmoid: "sigmoid", tanh: "tanh", gelu: "gelu_erf", gelu_tanh: "gelu_tanh",
 };
-/** x·weightᵀ + bias over the last axis: x [..., in], weight [out, in], bias [out]. */
+/** x·weightᵀ + bias over the last axis: x [..., in], weight [out, in] (PyTorch's convention), bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
   const b = bias ? h("linear", bias, "bias") : null;
   if (options.activation === undefined) return wrap(native.linear(h("linear", x), h("linear", weight, "weight"), b));

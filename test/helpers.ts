@@ -210,16 +210,16 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** Same shape and the same float32 bits. */
-export function bitEqual(a: fd.Tensor, b: fd.Tensor): boolean {
-  expect(a.shape).toEqual(b.shape);
-  return Buffer.from(a.dataSync().buffer).equals(Buffer.from(b.dataSync().buffer));
-}
-
 /** The same float32 bits, element by element. */
 export function sameBits(a: Float32Array, b: Float32Array): boolean {
   const bytes = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   return a.length === b.length && bytes(a).equals(bytes(b));
+}
+
+/** Same shape and the same float32 bits. */
+export function bitEqual(a: fd.Tensor, b: fd.Tensor): boolean {
+  expect(a.shape).toEqual(b.shape);
+  return sameBits(a.dataSync(), b.dataSync());
 }
 
 /** A conv2d test case: input and weight shapes, padding, whether there is a bias. */

@@ -5,7 +5,6 @@
 #include "kernels/direct3x3.h"
 
 #include <cstring>
-#include <cstdlib>
 
 #include "core/allocator.h"
 #include "core/cpu.h"

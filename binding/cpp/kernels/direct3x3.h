@@ -34,8 +34,8 @@ const Kernels* kernels();
 
 // Whether conv2d_forward takes this path for s under the conv algorithm setting (core/precision.h):
 // "direct3x3" whenever it can compute s (the shapes above, the AVX-512 kernels); "auto" also needs
-// ≥ 16 input and output channels, float32 GEMMs elsewhere (not matmul precision "medium") and at most
-// kAutoMaxPixels output pixels over the batch (see direct3x3.cc).
+// ≥ 2 threads, ≥ 16 input and output channels, float32 GEMMs elsewhere (not matmul precision "medium")
+// and at most kAutoMaxPixels output pixels over the batch (see direct3x3.cc).
 bool chosen(const Conv2dShape& s);
 
 // The packed weight blocks (PackedMatrix with source 'D') for a weight used by many calls, and
