@@ -106,7 +106,7 @@ export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!algorithms.includes(algorithm))
     throw argumentError(
       "setConvAlgorithm",
-      `algorithm must be "auto", "direct", "winograd", "winograd4" or "direct3x3", got ${String(algorithm)}`,
+      `algorithm must be one of ${algorithms.map((a) => `"${a}"`).join(", ")}, got ${String(algorithm)}`,
     );
   native.setConvAlgorithm(algorithm);
 }

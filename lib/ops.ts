@@ -148,15 +148,16 @@ export function rand(shape: Shape, options: RandomOptions & DeviceOptions & { lo
  * kernels queued before it (reading a random tensor back with dataSync waits for all of them). The generator
  * advances exactly as for `randn`. */
 export function randnValues(n: number, options: RandomOptions & { mean?: number; std?: number } = {}): Float32Array {
-  const count = int("randnValues", n, "n", 0);
-  const [seed, offset] = resolveDraw("randnValues", count, options);
-  return native.hostRandom(true, count, seed, offset, options.mean ?? 0, options.std ?? 1);
+  return hostDraw("randnValues", true, n, options, options.mean ?? 0, options.std ?? 1);
 }
 /** The n values `rand([n], options)` would hold, on the calling thread (see randnValues). */
 export function randValues(n: number, options: RandomOptions & { low?: number; high?: number } = {}): Float32Array {
-  const count = int("randValues", n, "n", 0);
-  const [seed, offset] = resolveDraw("randValues", count, options);
-  return native.hostRandom(false, count, seed, offset, options.low ?? 0, options.high ?? 1);
+  return hostDraw("randValues", false, n, options, options.low ?? 0, options.high ?? 1);
+}
+function hostDraw(op: string, normal: boolean, n: number, options: RandomOptions, a: number, b: number): Float32Array {
+  const count = int(op, n, "n", 0);
+  const [seed, offset] = resolveDraw(op, count, options);
+  return native.hostRandom(normal, count, seed, offset, a, b);
 }
 
 // ---------------------------------------------------------------- elementwise

@@ -29,6 +29,11 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// GemmEpilogue::activation over rows [i0, i1) × columns [j0, j0 + n) of C.
+void activate(const Unary& act, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t n) {
+  for (int64_t i = i0; i < i1; ++i) unary(act, n, C + i * ldc + j0, C + i * ldc + j0);
+}
+
 float b_elem(const BSource& B, int64_t k, int64_t j) {
   if (B.kind == 0) return B.p[k * B.rs + j * B.cs];
   if (B.kind == 1) {
@@ -90,13 +95,9 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
                 const ASource& A, const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row,
                 const float* bias_col, const Unary* act) {
   if (m0 >= m1 || n0 >= n1) return;
-  // The activation over rows [i0, i1) × columns [j0, j0 + n) of C, just computed (in cache).
-  auto activate = [&](int64_t i0, int64_t i1, int64_t j0, int64_t n) {
-    for (int64_t i = i0; i < i1; ++i) unary(*act, n, C + i * ldc + j0, C + i * ldc + j0);
-  };
   if (K <= 0 || alpha == 0.f) {
     block_fallback(m0, m1, n0, n1, 0, alpha, A, B, beta, C, ldc, bias_row, bias_col);
-    if (act) activate(m0, m1, n0, n1 - n0);
+    if (act) activate(*act, C, ldc, m0, m1, n0, n1 - n0);
     return;
   }
   const int64_t MR = ks.mr, NR = ks.nr;
@@ -138,7 +139,8 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   // Kept weights come from memory on every call — a network's weights do not stay cached between uses — so
   // tiles fetch the weights their successors need into L2 while they compute. A kept B panel: the first four
   // tiles on it fetch the next panel, a quarter each (half a line per k step), so its first tile does not
-  // wait on DRAM (DiT at batch 1, in-process A/B: 1 thread +1.4%, 2 threads +3.1%). A kept A with at most
+  // wait on DRAM (DiT at batch 1, in-process A/B: 1 thread +1.4%, 2 threads +3.1%; after the later changes of
+  // bench/RESULTS.md 2026-12-07 (b) ±0 — the hardware's own prefetch may now cover it). A kept A with at most
   // two B panels (a Winograd U_k or conv weight at batch 1: each A panel serves one or two tiles, so the GEMM
   // streams A): on the first B panel every tile fetches the next tile's A panel, the last one the first panel
   // of the caller's next A (UNet at batch 1: 1 thread +6–8%, 2 threads +6–12%; with more columns A is
@@ -202,7 +204,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
-        if (act && pc + kc == K) activate(ic, ic + mc, n0, n1 - n0);
+        if (act && pc + kc == K) activate(*act, C, ldc, ic, ic + mc, n0, n1 - n0);  // rows just computed, in cache
       }
     }
     return;
@@ -230,7 +232,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
           }
         }
-        if (act && pc + kc == K) activate(ic, ic + mc, jc, nc);
+        if (act && pc + kc == K) activate(*act, C, ldc, ic, ic + mc, jc, nc);
       }
     }
   }
@@ -322,8 +324,7 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
   if (!ks) {
     (impl::matmul_in_bf16() ? ref::sgemm_bf16 : ref::sgemm)(M, N, K, alpha, A, B, beta, C, ldc,
                                                                     epilogue.bias_row, epilogue.bias_col);
-    if (act)
-      for (int64_t i = 0; i < M; ++i) unary(*act, N, C + i * ldc, C + i * ldc);
+    if (act) impl::activate(*act, C, ldc, 0, M, 0, N);
     return;
   }
   const impl::ASource a{A.p, A.rs, A.cs};
