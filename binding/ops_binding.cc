@@ -133,13 +133,20 @@ Napi::Value Pad(const Args& a) {
 
 // ---- linear algebra, convolution, resampling ----
 Napi::Value Matmul(const Args& a) { return wrap(a.env(), ops::matmul(a.tensor(0, "a"), a.tensor(1, "b"))); }
+// linear(x, weight, bias | null, activation?: string | null, residual?: Tensor | null, gate?: Tensor | null)
 Napi::Value Linear(const Args& a) {
   const TensorPtr x = a.tensor(0, "x"), w = a.tensor(1, "weight"), bias = a.optional_tensor(2, "bias");
-  if (a.info.Length() <= 3 || a.info[3].IsUndefined() || a.info[3].IsNull()) return wrap(a.env(), ops::linear(x, w, bias));
-  ops::Unary act;
-  const std::string name = a.string(3, "activation");
-  FD_CHECK(kernels::parse_unary(name.c_str(), &act), ErrorCode::Argument, "linear: unknown activation '", name, "'");
-  return wrap(a.env(), ops::linear(x, w, bias, act));
+  ops::LinearFinish finish;
+  if (a.present(3)) {
+    ops::Unary act;
+    const std::string name = a.string(3, "activation");
+    FD_CHECK(kernels::parse_unary(name.c_str(), &act), ErrorCode::Argument, "linear: unknown activation '", name, "'");
+    finish.activation = act;
+  }
+  finish.residual = a.optional_tensor(4, "residual");
+  finish.gate = a.optional_tensor(5, "gate");
+  if (!finish.activation && !finish.residual && !finish.gate) return wrap(a.env(), ops::linear(x, w, bias));
+  return wrap(a.env(), ops::linear(x, w, bias, finish));
 }
 Napi::Value Conv2d(const Args& a) {
   const auto s = a.integers(3, "stride"), p = a.integers(4, "padding"), d = a.integers(5, "dilation");

@@ -129,7 +129,7 @@ export interface Binding {
   split(x: T, sizes: number[], axis: number): T[];
   pad(x: T, pads: number[], value: number): T;
   matmul(a: T, b: T): T;
-  linear(x: T, w: T, b: T | null, activation?: string): T;
+  linear(x: T, w: T, b: T | null, activation?: string | null, residual?: T | null, gate?: T | null): T;
   conv2d(x: T, w: T, b: T | null, stride: number[], padding: number[], dilation: number[], groups: number): T;
   upsampleNearest2d(x: T, scaleH: number, scaleW: number): T;
   avgPool2d(x: T, kh: number, kw: number, sh: number, sw: number): T;

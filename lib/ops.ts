@@ -350,11 +350,19 @@ export function pad(x: Tensor, pads: number[], value = 0): Tensor {
 export function matmul(a: Tensor, b: Tensor): Tensor { return wrap(native.matmul(h("matmul", a, "a"), h("matmul", b, "b"))); }
 /** An activation applied to a linear's output: "gelu" is the exact (erf) GELU, "gelu_tanh" its tanh approximation. */
 export type LinearActivation = "relu" | "silu" | "sigmoid" | "tanh" | "gelu" | "gelu_tanh";
+/** What linear does to x·weightᵀ + bias before returning it, in this order. The values of the separate ops (e.g.
+ * `add(residual, mul(gate, gelu(linear(x, w, b))))`); without gradients to record, on the CPU, each block of output
+ * rows gets them as soon as the matrix product has stored it, while it is in cache (one pass over the output, not
+ * up to three). */
 export interface LinearOptions {
-  /** Applied to the output: the values of the separate op (e.g. `gelu(linear(x, w, b))`); without gradients to
-   * record, on the CPU, each block of output rows is activated as soon as the matrix product has stored it, while
-   * it is in cache (one pass over the output, not two). */
+  /** Applied to the output. */
   activation?: LinearActivation;
+  /** Added last; the output's shape. */
+  residual?: Tensor;
+  /** [G, out]: scales the (activated) output before the residual is added, row group g of G equal groups of
+   * consecutive rows by row g (one per sample: adaLN-Zero's h + gate·branch, the DiT's gated residual). Needs a
+   * residual. */
+  gate?: Tensor;
 }
 const LINEAR_ACTIVATIONS: Record<LinearActivation, string> = {
   relu: "relu", silu: "silu", sigmoid: "sigmoid", tanh: "tanh", gelu: "gelu_erf", gelu_tanh: "gelu_tanh",
@@ -362,11 +370,12 @@ const LINEAR_ACTIVATIONS: Record<LinearActivation, string> = {
 /** x·weightᵀ + bias over the last axis: x [..., in], weight [out, in] (PyTorch's convention), bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
   const b = bias ? h("linear", bias, "bias") : null;
-  if (options.activation === undefined) return wrap(native.linear(h("linear", x), h("linear", weight, "weight"), b));
-  const act = Object.hasOwn(LINEAR_ACTIVATIONS, options.activation) ? LINEAR_ACTIVATIONS[options.activation] : undefined;
+  const { activation, residual, gate } = options;
+  const act = activation === undefined ? null : Object.hasOwn(LINEAR_ACTIVATIONS, activation) ? LINEAR_ACTIVATIONS[activation] : undefined;
   if (act === undefined)
-    throw argumentError("linear", `activation must be one of ${Object.keys(LINEAR_ACTIVATIONS).join(", ")}, got ${String(options.activation)}`);
-  return wrap(native.linear(h("linear", x), h("linear", weight, "weight"), b, act));
+    throw argumentError("linear", `activation must be one of ${Object.keys(LINEAR_ACTIVATIONS).join(", ")}, got ${String(activation)}`);
+  return wrap(native.linear(h("linear", x), h("linear", weight, "weight"), b, act,
+    residual ? h("linear", residual, "residual") : null, gate ? h("linear", gate, "gate") : null));
 }
 export interface Conv2dOptions {
   stride?: number | [number, number];

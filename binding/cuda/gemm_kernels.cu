@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "elementwise.h"
 #include "core/precision.h"
 #include "gemm.h"
 #include "vector.h"
@@ -695,6 +696,22 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
       cuda::unary(*epilogue.activation, M * N, C, C);
     else
       for (int64_t i = 0; i < M; ++i) cuda::unary(*epilogue.activation, N, C + i * ldc, C + i * ldc);
+  }
+  if (epilogue.residual && M > 0 && N > 0) {  // C (·gate) + residual; out is written densely: per row unless ldc == N
+    const float* gate = epilogue.gate;
+    const int64_t P = epilogue.gate_period, G = ldc == N && M % P == 0 ? M / P : 0;
+    auto rows = [&](int64_t i0, std::vector<int64_t> dims, Strides strides) {
+      float* c = C + i0 * ldc;
+      const float* r = epilogue.residual + i0 * ldc;
+      if (gate)
+        cuda::strided_mul_add(dims, strides, c, gate + i0 / P * epilogue.gate_ld, r, c);
+      else
+        cuda::strided_binary(kernels::Binary::Add, dims, {strides[0], strides[2]}, c, r, c);
+    };
+    if (G > 0)
+      rows(0, {G, P, N}, {{P * N, N, 1}, {epilogue.gate_ld, 0, 1}, {P * N, N, 1}});
+    else
+      for (int64_t i = 0; i < M; ++i) rows(i, {N}, {{1}, {1}, {1}});
   }
 }
 

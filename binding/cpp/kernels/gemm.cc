@@ -29,10 +29,22 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// GemmEpilogue::activation over rows [i0, i1) × columns [j0, j0 + n) of C.
-void activate(const Unary& act, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t n) {
-  for (int64_t i = i0; i < i1; ++i) unary(act, n, C + i * ldc + j0, C + i * ldc + j0);
+// GemmEpilogue's activation, then its gated residual, over rows [i0, i1) × columns [j0, j0 + n) of C.
+void finish_rows(const GemmEpilogue& ep, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t n) {
+  for (int64_t i = i0; i < i1; ++i) {
+    float* c = C + i * ldc + j0;
+    if (ep.activation) unary(*ep.activation, n, c, c);
+    if (!ep.residual) continue;
+    const float* r = ep.residual + i * ldc + j0;
+    if (ep.gate)
+      mul_add(n, c, 1, ep.gate + i / ep.gate_period * ep.gate_ld + j0, 1, r, 1, c);
+    else
+      binary(Binary::Add, n, c, 1, r, 1, c);
+  }
 }
+
+// The epilogue when it has row work to do (activation or gated residual), else null.
+const GemmEpilogue* finishing(const GemmEpilogue& ep) { return ep.activation || ep.residual ? &ep : nullptr; }
 
 float b_elem(const BSource& B, int64_t k, int64_t j) {
   if (B.kind == 0) return B.p[k * B.rs + j * B.cs];
@@ -93,11 +105,11 @@ const KernelSet* matmul_kernels() {
 
 void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                 const ASource& A, const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row,
-                const float* bias_col, const Unary* act) {
+                const float* bias_col, const GemmEpilogue* finish) {
   if (m0 >= m1 || n0 >= n1) return;
   if (K <= 0 || alpha == 0.f) {
     block_fallback(m0, m1, n0, n1, 0, alpha, A, B, beta, C, ldc, bias_row, bias_col);
-    if (act) activate(*act, C, ldc, m0, m1, n0, n1 - n0);
+    if (finish) finish_rows(*finish, C, ldc, m0, m1, n0, n1 - n0);
     return;
   }
   const int64_t MR = ks.mr, NR = ks.nr;
@@ -204,7 +216,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
-        if (act && pc + kc == K) activate(*act, C, ldc, ic, ic + mc, n0, n1 - n0);  // rows just computed, in cache
+        if (finish && pc + kc == K) finish_rows(*finish, C, ldc, ic, ic + mc, n0, n1 - n0);  // rows just computed, in cache
       }
     }
     return;
@@ -232,7 +244,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
           }
         }
-        if (act && pc + kc == K) activate(*act, C, ldc, ic, ic + mc, jc, nc);
+        if (finish && pc + kc == K) finish_rows(*finish, C, ldc, ic, ic + mc, jc, nc);
       }
     }
   }
@@ -273,7 +285,7 @@ int useful_threads(int64_t M, int64_t N, int64_t K) {
 
 void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
                    const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col,
-                   const Unary* act) {
+                   const GemmEpilogue* finish) {
   if (M <= 0 || N <= 0) return;
   int T = useful_threads(M, N, K);
   int tm = 1, tn = 1;
@@ -283,25 +295,25 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
   if (T > 1) split_2d(M, N, ks.mr, ks.nr, T, &tm, &tn, prefer_rows);
   T = tm * tn;
   if (T <= 1) {
-    gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
+    gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, finish);
     return;
   }
   auto& pool = ThreadPool::global();
   if (T == 2 && pool.num_threads() == 2) {  // rows cut anywhere, columns in whole panels (see below), by speed
     if (tn == 1)
       pool.parallel_for_balanced(M, 1, [&](int64_t mb, int64_t me) {
-        gemm_block(ks, mb, me, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
+        gemm_block(ks, mb, me, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, finish);
       });
     else
       pool.parallel_for_balanced(ceil_div(N, ks.nr), 1, [&](int64_t pb, int64_t pe) {
-        gemm_block(ks, 0, M, pb * ks.nr, min64(N, pe * ks.nr), K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
+        gemm_block(ks, 0, M, pb * ks.nr, min64(N, pe * ks.nr), K, alpha, A, B, beta, C, ldc, bias_row, bias_col, finish);
       });
     return;
   }
   pool.run_on_all(
       [&](int tid, int nt) {
         if (nt != T) {  // fewer threads than asked: cover everything from thread 0
-          if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
+          if (tid == 0) gemm_block(ks, 0, M, 0, N, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, finish);
           return;
         }
         // Rows in even shares (a packed A is read from inside a panel, see gemm_block), columns in
@@ -309,7 +321,7 @@ void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float a
         int64_t mb, me, nb, ne;
         block_range(M, 1, tm, tid / tn, &mb, &me);
         block_range(N, ks.nr, tn, tid % tn, &nb, &ne);
-        gemm_block(ks, mb, me, nb, ne, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, act);
+        gemm_block(ks, mb, me, nb, ne, K, alpha, A, B, beta, C, ldc, bias_row, bias_col, finish);
       },
       T);
 }
@@ -320,16 +332,16 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, f
            const GemmEpilogue& epilogue) {
   if (M <= 0 || N <= 0) return;
   const impl::KernelSet* ks = impl::matmul_kernels();
-  const Unary* act = epilogue.activation ? &*epilogue.activation : nullptr;
+  const GemmEpilogue* finish = impl::finishing(epilogue);
   if (!ks) {
     (impl::matmul_in_bf16() ? ref::sgemm_bf16 : ref::sgemm)(M, N, K, alpha, A, B, beta, C, ldc,
                                                                     epilogue.bias_row, epilogue.bias_col);
-    if (act) impl::activate(*act, C, ldc, 0, M, 0, N);
+    if (finish) impl::finish_rows(*finish, C, ldc, 0, M, 0, N);
     return;
   }
   const impl::ASource a{A.p, A.rs, A.cs};
   const impl::BSource b{0, B.p, B.rs, B.cs, nullptr, nullptr};
-  impl::gemm_threaded(*ks, M, N, K, alpha, a, b, beta, C, ldc, epilogue.bias_row, epilogue.bias_col, act);
+  impl::gemm_threaded(*ks, M, N, K, alpha, a, b, beta, C, ldc, epilogue.bias_row, epilogue.bias_col, finish);
 }
 
 PackedMatrix::~PackedMatrix() {
@@ -395,7 +407,7 @@ void sgemm_packed(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatVi
   b.packed = packed.data;
   b.packed_np = packed.P;
   impl::gemm_threaded(ks, M, N, K, alpha, impl::ASource{A.p, A.rs, A.cs}, b, beta, C, ldc, epilogue.bias_row,
-                      epilogue.bias_col, epilogue.activation ? &*epilogue.activation : nullptr);
+                      epilogue.bias_col, impl::finishing(epilogue));
 }
 
 void sgemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, MatView A, int64_t stride_a, MatView B,

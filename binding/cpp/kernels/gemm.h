@@ -36,6 +36,12 @@ struct GemmEpilogue {
   // while it is still in cache, instead of in a pass of its own; the values are kernels::unary's (parameters 0).
   // (Per 32-column panel, in L1, the 140 row calls per panel cost more than they saved: DiT −1.7 / −2.6%.)
   std::optional<Unary> activation;
+  // Then, when `residual` is set, C = C + residual, or C·gate + residual with a gate (adaLN-Zero's gated residual
+  // h + gate·branch; the bits of kernels::binary Add / kernels::mul_add): `residual` has C's shape and ldc; row i
+  // takes gate row ⌊i / gate_period⌋, gate_ld apart.
+  const float* residual = nullptr;
+  const float* gate = nullptr;
+  int64_t gate_period = 1, gate_ld = 0;
 };
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, MatView A, MatView B, float beta, float* C, int64_t ldc,
            const GemmEpilogue& epilogue = {});

@@ -149,15 +149,16 @@ const KernelSet* matmul_kernels();
 
 // Computes the [m0, m1) × [n0, n1) block of C = alpha·A·B + beta·C + biases on the
 // calling thread (K never split). Handles K == 0 / alpha == 0.
-// act (may be null): GemmEpilogue::activation.
+// finish (may be null): the GemmEpilogue whose activation / gated residual each row block gets after its last
+// K block (its biases are the bias_row / bias_col arguments).
 void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                 const ASource& A, const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row,
-                const float* bias_col, const Unary* act = nullptr);
+                const float* bias_col, const GemmEpilogue* finish = nullptr);
 
 // Whole C, threaded over M/N blocks with the global pool (inline when nested).
 void gemm_threaded(const KernelSet& ks, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
                    const BSource& B, float beta, float* C, int64_t ldc, const float* bias_row, const float* bias_col,
-                   const Unary* act = nullptr);
+                   const GemmEpilogue* finish = nullptr);
 
 // Thread split helpers: a tm × tn grid over (M, N) in micro-tile units.
 // Ties (equal per-thread tiles) go to the column split, or to the row split with prefer_rows.

@@ -269,25 +269,36 @@ class DiT final : public Network {
         if (i == 0) cond0 = emb;
         TensorPtr mod = ctx.point(name + ".norm1.linear", [&] { return linear(bw.sub("norm1").sub("linear"), silu(emb)); });
         const auto m = ops::split(mod, {D, D, D, D, D, D}, 1);  // shift/scale/gate msa, shift/scale/gate mlp
-        TensorPtr attn = ctx.point(name + ".attn1", [&] {
+        // h + gate·branch, where the branch ends in a linear (last_input: that linear's input; the attention's
+        // dropout follows it, the MLP's precedes it): when nobody observes the branch's point and no dropout
+        // follows, the gated residual runs in that linear's GEMM.
+        const auto branch = [&](const std::string& point, const TensorPtr& h, const TensorPtr& gate,
+                                const std::function<TensorPtr()>& last_input, const Weights& projection,
+                                bool dropout_after) {
+          const float p_after = dropout_after ? dropout_ : 0.f;
+          if (!ctx.observes(point) && !ctx.gated(point) && !(ctx.training && p_after > 0.f))
+            return linear(projection, last_input(), {std::nullopt, gate, h});
+          return gated_residual(h, gate, ctx.point(point, [&] {
+            return ctx.dropout(linear(projection, last_input()), p_after);
+          }));
+        };
+        Weights net = bw.sub("ff").sub("net");
+        TensorPtr mid = branch(name + ".attn1", hs, m[2], [&] {
           TensorPtr normed = ctx.point(name + ".norm1.0", [&] {
             return modulated_layer_norm(hs, nullptr, nullptr, kAdaNormEps, m[0], m[1]);
           });
-          return ctx.dropout(self_attention(bw.sub("attn1"), normed, heads_, head_dim_), dropout_);
-        });
-        TensorPtr mid = gated_residual(hs, m[2], attn);
-        TensorPtr ff = ctx.point(name + ".ff", [&] {
+          return self_attention_heads(bw.sub("attn1"), normed, heads_, head_dim_);
+        }, bw.sub("attn1").sub("to_out").sub(0), true);
+        return branch(name + ".ff", mid, m[5], [&] {
           const std::string n3 = name + ".norm3";
           Weights norm3 = bw.sub("norm3");
           TensorPtr plain = ctx.observes(n3) ? ctx.point(n3, [&] { return layer_norm(norm3, mid, norm_eps_, affine_); })
                                              : nullptr;
           TensorPtr modulated = modulated_point(ctx, n3, plain, mid, affine_ ? norm3("weight") : nullptr,
                                                 affine_ ? norm3("bias") : nullptr, norm_eps_, m[3], m[4]);
-          Weights net = bw.sub("ff").sub("net");
-          TensorPtr a = linear(net.sub("0").sub("proj"), modulated, gelu_);  // the GELU in the GEMM's epilogue
-          return linear(net.sub("2"), ctx.dropout(a, dropout_));
-        });
-        return gated_residual(mid, m[5], ff);
+          TensorPtr a = linear(net.sub("0").sub("proj"), modulated, {gelu_, nullptr, nullptr});  // the GELU in the GEMM's epilogue
+          return ctx.dropout(a, dropout_);
+        }, net.sub("2"), false);
       };
       // ".residual" = output − input. Reused, the block is skipped: input + cached residual. Gated (Auto-FR),
       // the blended residual feeds on. Otherwise the block runs as usual and the residual is only computed

@@ -9,8 +9,8 @@
 namespace fd::nn {
 
 TensorPtr linear(const Weights& w, const TensorPtr& x) { return ops::linear(x, w("weight"), w.maybe("bias")); }
-TensorPtr linear(const Weights& w, const TensorPtr& x, ops::Unary activation) {
-  return ops::linear(x, w("weight"), w.maybe("bias"), activation);
+TensorPtr linear(const Weights& w, const TensorPtr& x, const ops::LinearFinish& finish) {
+  return ops::linear(x, w("weight"), w.maybe("bias"), finish);
 }
 
 TensorPtr conv2d(const Weights& w, const TensorPtr& x, int64_t stride, int64_t padding) {
@@ -38,13 +38,17 @@ void timestep_mlp_specs(const SpecList& s, int64_t in, int64_t out) {
 }
 
 // The projections' token rows [B, N, heads·d] are read as [B, N, heads, d] (tokens-major attention): no permutes.
-TensorPtr self_attention(const Weights& w, const TensorPtr& tokens, int64_t heads, int64_t head_dim) {
+TensorPtr self_attention_heads(const Weights& w, const TensorPtr& tokens, int64_t heads, int64_t head_dim) {
   FD_CHECK(tokens->dim() == 3, ErrorCode::Shape, "attention: expected tokens [B, N, C], got ", shape_str(tokens->shape));
   const int64_t B = tokens->shape[0], N = tokens->shape[1];
   auto project = [&](const char* name) { return ops::reshape(linear(w.sub(name), tokens), {B, N, heads, head_dim}); };
   TensorPtr q = project("to_q"), k = project("to_k"), v = project("to_v");
   TensorPtr o = ops::attention(q, k, v, 1.f / std::sqrt(float(head_dim)), /*tokens_major=*/true);
-  return linear(w.sub("to_out").sub(0), ops::reshape(o, {B, N, heads * head_dim}));
+  return ops::reshape(o, {B, N, heads * head_dim});
+}
+
+TensorPtr self_attention(const Weights& w, const TensorPtr& tokens, int64_t heads, int64_t head_dim) {
+  return linear(w.sub("to_out").sub(0), self_attention_heads(w, tokens, heads, head_dim));
 }
 
 void self_attention_specs(const SpecList& s, int64_t channels, int64_t heads, int64_t head_dim, bool bias,

@@ -157,33 +157,48 @@ TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
 }
 
 namespace {
-// x·wᵀ + b, then `act` (if any) in the GEMM's epilogue; records the linear when gradients are needed (callers
-// with an activation come here only when none are).
-TensorPtr linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, std::optional<Unary> act) {
+// x·wᵀ + b, then `finish` in the GEMM's epilogue; records the linear when gradients are needed (callers with
+// something to finish come here only when none are).
+// The output shape of linear(x, w): x [..., in], w [out, in] → [..., out].
+Shape linear_shape(const TensorPtr& x, const TensorPtr& w) {
   check_same_device("linear", x, w);
   FD_CHECK(w->dim() == 2 && x->dim() >= 1 && x->shape.back() == w->shape[1], ErrorCode::Shape,
            "linear: input ", shape_str(x->shape), " does not match weight ", shape_str(w->shape),
            " (expected [..., in] and [out, in])");
+  Shape shape = x->shape;
+  shape.back() = w->shape[0];
+  return shape;
+}
+
+TensorPtr linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const LinearFinish& finish) {
+  const Shape shape = linear_shape(x, w);
   const int64_t K = w->shape[1], N = w->shape[0], M = x->numel() / std::max<int64_t>(K, 1);
   if (bias) {
     check_same_device("linear", x, bias);
     FD_CHECK(bias->dim() == 1 && bias->shape[0] == N, ErrorCode::Shape, "linear: bias ", shape_str(bias->shape),
              " does not match weight ", shape_str(w->shape));
   }
-  Shape shape = x->shape;
-  shape.back() = N;
   TensorPtr y = empty(shape, x->device());
   count_flops(2.0 * double(M) * double(N) * double(K));
   const Device dev = y->device();
   const bool keep_pack = keeps_packed(w);  // ops/packed_weight.h
+  const std::optional<Unary> act = finish.activation;
+  const TensorPtr gate = finish.gate, residual = finish.residual;
   const std::string shape_note =
       profiling_enabled() ? std::to_string(M) + "×" + std::to_string(K) + " → " + std::to_string(N) +
-                                (act ? std::string(" + ") + kernels::unary_name(*act) : "")
+                                (act ? std::string(" + ") + kernels::unary_name(*act) : "") +
+                                (residual ? gate ? " + gated residual" : " + residual" : "")
                           : "";
   launch(profile_name("linear", shape_note), [=] {
     kernels::GemmEpilogue ep;
     ep.bias_col = bias ? bias->data() : nullptr;
     ep.activation = act;
+    if (residual) ep.residual = residual->data();
+    if (gate) {
+      ep.gate = gate->data();
+      ep.gate_period = M / gate->shape[0];
+      ep.gate_ld = N;
+    }
     const MatView a{x->data(), K, 1}, wt{w->data(), 1, K};
     if (keep_pack && M > 0 && K > 0) {
       const auto packed = packed_weight(
@@ -205,19 +220,45 @@ TensorPtr linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr
 }
 }  // namespace
 
-TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) {
-  return linear_forward(x, w, bias, std::nullopt);
-}
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias) { return linear_forward(x, w, bias, {}); }
 
-TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, Unary activation) {
-  using U = Unary;
-  FD_CHECK(activation == U::Relu || activation == U::Silu || activation == U::Sigmoid || activation == U::Tanh ||
-               activation == U::GeluTanh || activation == U::GeluErf,
-           ErrorCode::Argument, "linear: activation must be relu, silu, sigmoid, tanh, gelu_tanh or gelu_erf, got ",
-           kernels::unary_name(activation));
-  // The activation's gradient needs its input: with gradients to record, the linear and then the activation.
-  if (any_requires_grad({&x, &w, &bias})) return unary(activation, linear_forward(x, w, bias, std::nullopt));
-  return linear_forward(x, w, bias, activation);
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const LinearFinish& finish) {
+  const char* op = "linear";
+  if (const auto act = finish.activation) {
+    using U = Unary;
+    FD_CHECK(*act == U::Relu || *act == U::Silu || *act == U::Sigmoid || *act == U::Tanh || *act == U::GeluTanh ||
+                 *act == U::GeluErf,
+             ErrorCode::Argument, op, ": activation must be relu, silu, sigmoid, tanh, gelu_tanh or gelu_erf, got ",
+             kernels::unary_name(*act));
+  }
+  const TensorPtr &gate = finish.gate, &residual = finish.residual;
+  FD_CHECK(!gate || residual, ErrorCode::Argument, op, ": a gate scales the output before a residual is added: pass one");
+  int64_t G = 1, M = 0, N = 0;
+  if (residual) {
+    check_same_device(op, x, residual);
+    const Shape out_shape = linear_shape(x, w);
+    N = w->shape[0];
+    M = shape_numel(out_shape) / std::max<int64_t>(N, 1);
+    FD_CHECK(residual->shape == out_shape, ErrorCode::Shape, op, ": residual ", shape_str(residual->shape),
+             " does not match the output ", shape_str(out_shape));
+    if (gate) {
+      check_same_device(op, x, gate);
+      FD_CHECK(gate->dim() == 2 && gate->shape[1] == N && gate->shape[0] > 0 && M % gate->shape[0] == 0,
+               ErrorCode::Shape, op, ": gate ", shape_str(gate->shape), " must be [G, ", N,
+               "] with G dividing the output's ", M, " rows");
+      G = gate->shape[0];
+    }
+  }
+  // The activation's gradient needs its input: with gradients to record, the linear and then the separate ops.
+  if (any_requires_grad({&x, &w, &bias, &gate, &residual})) {
+    TensorPtr y = linear_forward(x, w, bias, {});
+    if (finish.activation) y = unary(*finish.activation, y);
+    if (!residual) return y;
+    if (!gate) return add(y, residual);
+    const Shape grouped{G, M / G, N};
+    return reshape(mul_add(reshape(y, grouped), reshape(gate, {G, 1, N}), reshape(residual, grouped)), residual->shape);
+  }
+  return linear_forward(x, w, bias, finish);
 }
 
 }  // namespace fd::ops

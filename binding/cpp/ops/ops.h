@@ -62,10 +62,16 @@ TensorPtr pad(const TensorPtr& x, const std::vector<int64_t>& pads, float value)
 // ---- linear algebra (matmul.cc) ----
 TensorPtr matmul(const TensorPtr& a, const TensorPtr& b);
 TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias);  // x·wᵀ + b; bias may be null
-// activation(x·wᵀ + b) for a parameterless activation (relu, silu, sigmoid, tanh, gelu_tanh, gelu_erf): the same
-// values as unary(activation, linear(x, w, bias)); with nothing to record for autograd, on the CPU, applied to each
-// output panel as the GEMM stores it (one pass over the output instead of two).
-TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, Unary activation);
+// What a linear does to its output x·wᵀ + b before returning it: a parameterless `activation` (relu, silu, sigmoid,
+// tanh, gelu_tanh, gelu_erf), then a `residual` of the output's shape added — scaled first by `gate` [G, out] if
+// given, in G groups of consecutive rows (one per sample: adaLN-Zero's h + gate·branch). The values of the separate
+// ops (unary, add, mul_add); with nothing to record for autograd, each row block of the output gets them as soon as
+// the GEMM has stored it, while it is in cache (one pass over the output instead of up to three).
+struct LinearFinish {
+  std::optional<Unary> activation;
+  TensorPtr gate, residual;
+};
+TensorPtr linear(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const LinearFinish& finish);
 
 // ---- convolution and pooling (conv.cc, resize.cc) ----
 TensorPtr conv2d(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, int64_t stride_h, int64_t stride_w,
