@@ -7,8 +7,8 @@ export { scope, keep, memory, emptyCache, synchronize } from "./memory";
 export { Generator, manualSeed, type Seed, type RandomOptions } from "./random";
 export { Adam, AdamW, SGD, EMA, type AdamOptions, type SGDOptions, type EMAOptions, type StepStats } from "./optim";
 export {
-  devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, setMatmulPrecision, getMatmulPrecision, setConvAlgorithm, getConvAlgorithm,
-  type Devices, type Isa,
+  devices, getNumThreads, setNumThreads, getIsa, setIsa, setProfiling, profile, flopsIssued, setMatmulPrecision, getMatmulPrecision, setConvAlgorithm, getConvAlgorithm, setReadWait, getReadWait,
+  type Devices, type Isa, type ReadWait,
 } from "./device";
 export type { MemoryInfo, CpuInfo, CudaInfo, OpTiming, MatmulPrecision, ConvAlgorithm } from "./native";
 export {

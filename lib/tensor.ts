@@ -1,4 +1,5 @@
 // The Tensor class: a handle to native storage plus every op as a method.
+import { awaitRead } from "./device";
 import { FastdiffError } from "./errors";
 import { track, untrack } from "./memory";
 import { native, type NativeTensor } from "./native";
@@ -57,9 +58,10 @@ export class Tensor {
     this.dispose();
   }
 
-  /** Values, once the stream has computed them; the event loop keeps running meanwhile. */
+  /** Values, once the stream has computed them; the event loop keeps running meanwhile (how it waits:
+   * setReadWait). */
   data(): Promise<Float32Array> {
-    return this.handle.data();
+    return awaitRead(this.handle.data());
   }
   /** Values, blocking until the stream has computed them. */
   dataSync(): Float32Array {
