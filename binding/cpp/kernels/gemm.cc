@@ -179,6 +179,16 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
     }
     return dst;
   };
+  // A wide C of a plain product (≥ 512 columns: 196×1024 floats is 800 KB, past L2 beside its weights) is written
+  // cold: each of a tile's rows is a line in another page, fetched from DRAM before the store. The first K block
+  // fetches (for writing) the lines of the same rows one panel ahead, a panel's time before they are stored.
+  const bool prefetch_c = B.kind == 0 && N >= 512;
+  auto fetch_c_ahead = [&](int64_t row0, int rows, int64_t col) {
+    if (!prefetch_c || !epi.first || col >= n1) return;
+    const int64_t ncols = min64(NR, n1 - col);
+    for (int64_t r = row0; r < row0 + rows; ++r)
+      for (int64_t c = 0; c < ncols; c += 16) __builtin_prefetch(C + r * ldc + col + c, 1, 3);
+  };
   if (M <= MC || B.kind == 1) {
     // One row block (e.g. conv layers, OC ≤ mc) or implicit im2col: pack A per row
     // block, then pack each B panel just before its micro-tiles so it is written and
@@ -213,6 +223,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             int m_next = 0;
             set_prefetch(bp, kc, (ir - ir0) / MR, jr + NR < n1, jr == n0,
                          ir + m < mc ? a_tile(ap, kc, ic, ir + m, mc, &m_next) : ic + MC >= m1 ? next_call_a(kc) : nullptr);
+            fetch_c_ahead(ic + ir, m, jr + NR);
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
           }
         }
@@ -241,6 +252,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             int m_next = 0;
             set_prefetch(bp, kc, ir / MR, jr + NR < nc, jr == 0,
                          ir + m < mc ? a_tile(ap, kc, ic, ir + m, mc, &m_next) : ic + MC >= m1 ? next_call_a(kc) : nullptr);
+            fetch_c_ahead(ic + ir, m, jc + jr + NR < jc + nc ? jc + jr + NR : n1);
             ks.micro(kc, at, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
           }
         }
