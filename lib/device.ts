@@ -125,6 +125,7 @@ const READ_WAITS: ReadWait[] = ["auto", "poll", "sleep"];
 const POLL_MS = 25;
 let readWait: ReadWait = "auto";
 
+/** Sets how `tensor.data()` waits (see ReadWait); read at each call. */
 export function setReadWait(wait: ReadWait): void {
   if (!READ_WAITS.includes(wait))
     throw argumentError("setReadWait", `wait must be one of ${READ_WAITS.map((w) => `"${w}"`).join(", ")}, got ${String(wait)}`);

@@ -351,9 +351,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor { return wrap(native.matmul
 /** An activation applied to a linear's output: "gelu" is the exact (erf) GELU, "gelu_tanh" its tanh approximation. */
 export type LinearActivation = "relu" | "silu" | "sigmoid" | "tanh" | "gelu" | "gelu_tanh";
 /** What linear does to x·weightᵀ + bias before returning it, in this order. The values of the separate ops (e.g.
- * `add(residual, mul(gate, gelu(linear(x, w, b))))`); without gradients to record, on the CPU, each block of output
- * rows gets them as soon as the matrix product has stored it, while it is in cache (one pass over the output, not
- * up to three). */
+ * `mulAdd(gelu(linear(x, w, b)), gate, residual)`, the gate's row g broadcast over its group of rows); without
+ * gradients to record, on the CPU, each block of output rows gets them as soon as the matrix product has stored it,
+ * while it is in cache (one pass over the output, not up to three). */
 export interface LinearOptions {
   /** Applied to the output. */
   activation?: LinearActivation;

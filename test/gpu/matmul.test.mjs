@@ -102,6 +102,28 @@ test("linear forward and backward", () => {
   checkLinear("packed 600x520 -> 530", [600, 520], 530);
 });
 
+test("linear's activation, residual and gate (CUDA's epilogue passes; with gradients, the separate ops) vs the CPU", () => {
+  // [x shape, out, gate rows G, activation]: G groups of the output rows (one per sample), the output of ldc = out
+  for (const [xShape, out, G, activation] of [
+    [[6, 40], 24, 1, undefined],
+    [[3, 196, 64], 256, 3, "gelu_tanh"],
+    [[600, 520], 530, 4, "silu"],
+    [[1, 256], 1536, 1, undefined],
+  ]) {
+    const rows = numel(xShape.slice(0, -1)), outShape = [...xShape.slice(0, -1), out];
+    const tol = tolerance("highest", Math.max(xShape.at(-1), out, rows));
+    withPrecision("highest", () => {
+      for (const grad of [false, true]) {
+        checkOp(`linear ${JSON.stringify(xShape)} -> ${out}, G ${G}, ${activation ?? "no activation"}, gated residual`,
+          (x, w, b, r, g) => fd.linear(x, w, b, { activation, residual: r, gate: g }),
+          [xShape, [out, xShape.at(-1)], [out], outShape, [G, out]], { tol, grad });
+        checkOp(`linear ${JSON.stringify(xShape)} -> ${out}, residual`,
+          (x, w, b, r) => fd.linear(x, w, b, { residual: r }), [xShape, [out, xShape.at(-1)], [out], outShape], { tol, grad });
+      }
+    });
+  }
+});
+
 test("matmul and linear reject mixed devices", () => {
   fd.scope(() => {
     const a = fd.randn([4, 5], { seed: 1 }), b = fd.randn([5, 3], { seed: 2, device: "cuda" });

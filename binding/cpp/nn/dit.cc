@@ -296,8 +296,8 @@ class DiT final : public Network {
                                              : nullptr;
           TensorPtr modulated = modulated_point(ctx, n3, plain, mid, affine_ ? norm3("weight") : nullptr,
                                                 affine_ ? norm3("bias") : nullptr, norm_eps_, m[3], m[4]);
-          TensorPtr a = linear(net.sub("0").sub("proj"), modulated, {gelu_, nullptr, nullptr});  // the GELU in the GEMM's epilogue
-          return ctx.dropout(a, dropout_);
+          // the GELU in the GEMM's epilogue
+          return ctx.dropout(linear(net.sub("0").sub("proj"), modulated, {gelu_, nullptr, nullptr}), dropout_);
         }, net.sub("2"), false);
       };
       // ".residual" = output − input. Reused, the block is skipped: input + cached residual. Gated (Auto-FR),

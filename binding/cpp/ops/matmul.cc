@@ -157,8 +157,6 @@ TensorPtr matmul(const TensorPtr& a, const TensorPtr& b) {
 }
 
 namespace {
-// x·wᵀ + b, then `finish` in the GEMM's epilogue; records the linear when gradients are needed (callers with
-// something to finish come here only when none are).
 // The output shape of linear(x, w): x [..., in], w [out, in] → [..., out].
 Shape linear_shape(const TensorPtr& x, const TensorPtr& w) {
   check_same_device("linear", x, w);
@@ -170,6 +168,8 @@ Shape linear_shape(const TensorPtr& x, const TensorPtr& w) {
   return shape;
 }
 
+// x·wᵀ + b, then `finish` in the GEMM's epilogue; records the linear when gradients are needed (callers with
+// something to finish come here only when none are).
 TensorPtr linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const LinearFinish& finish) {
   const Shape shape = linear_shape(x, w);
   const int64_t K = w->shape[1], N = w->shape[0], M = x->numel() / std::max<int64_t>(K, 1);
