@@ -14,7 +14,8 @@
 //          [--precision high|medium]   (medium: fastdiff bf16 matmuls, PyTorch bf16 autocast; ORT stays float32)
 //        node bench/models.mjs --verify   (ORT and fastdiff outputs vs PyTorch on the same inputs, atol 1e-4)
 //        node bench/models.mjs --paired 16 [--threads 1,2] [--models unet,dit] [--batches 1,16] [--block-ms 300]
-//          [--gap-ms 150] [--tag name]   (forward only, fastdiff against onnxruntime-node in interleaved pairs: below)
+//          [--gap-ms 150] [--tag name]   (forward only, fastdiff against onnxruntime-node in interleaved pairs: below;
+//          `node bench/paired-pool.mjs <files>` pools the pairs of several such runs per case)
 // Table: "vs best" = (faster of torch and ort) / ours; "vs plain" = torch_plain / ours; GFLOP/s from the
 // analytic forward FLOPs (training step = 3× forward) and % of the FP32 FMA peak; "peer" = the faster peer.
 // The machine is shared and noisy: the implementations alternate (rotating order) for `rounds` rounds; each
