@@ -35,6 +35,21 @@ test("reads see every earlier op (program order), however they are interleaved",
   for (const t of [a, b, c]) t.dispose();
 });
 
+test("a read's array holds the values and stays valid after the tensor is gone; an empty tensor reads as []", async () => {
+  const x = fd.add(fd.arange(0, 5), 1);
+  const values = await x.data();
+  x.dispose();
+  const again = fd.zeros([1000]);
+  await again.data(); // reuses the freed storage; the array read before must not see it
+  again.dispose();
+  expect(Array.from(values)).toEqual([1, 2, 3, 4, 5]);
+  const empty = fd.zeros([0, 3]);
+  const none = await empty.data();
+  expect(Object.prototype.toString.call(none)).toBe("[object Float32Array]"); // (jest runs tests in another realm)
+  expect(none.length).toBe(0);
+  empty.dispose();
+});
+
 const ENTRY = JSON.stringify(path.join(__dirname, "..", "..", "dist", "index.cjs"));
 
 test("FASTDIFF_SYNC=1 runs kernels synchronously with identical results", () => {

@@ -94,6 +94,11 @@ int64_t forward_k_block(const KernelSet& ks, const Conv2dShape& s) {
 }
 }  // namespace
 
+bool conv3x3_stride1(const Conv2dShape& s) {
+  return s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1 &&
+         s.groups == 1 && s.pad_h == s.pad_w && (s.pad_h == 0 || s.pad_h == 1) && s.OH() > 0 && s.OW() > 0;
+}
+
 std::shared_ptr<const PackedMatrix> pack_conv_weight_once(const Conv2dShape& s, const float* w) {
   const KernelSet* ks = impl::active_kernels();
   if (!ks || s.groups != 1 || s.OC <= 0 || s.C <= 0) return nullptr;

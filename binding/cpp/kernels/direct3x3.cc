@@ -28,11 +28,7 @@ constexpr int64_t kAutoMinChannels = 16;
 
 const Kernels* active() { return active_isa() == Isa::Avx512 ? avx512::kernels() : nullptr; }
 
-bool computable(const Conv2dShape& s) {
-  return active() && s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
-         s.dil_w == 1 && s.groups == 1 && s.pad_h == s.pad_w && (s.pad_h == 0 || s.pad_h == 1) && s.N > 0 &&
-         s.C > 0 && s.OC > 0 && s.OH() > 0 && s.OW() > 0;
-}
+bool computable(const Conv2dShape& s) { return active() && conv3x3_stride1(s) && s.N > 0 && s.C > 0 && s.OC > 0; }
 
 int64_t blocks(int64_t OC) { return (OC + kBlock - 1) / kBlock; }
 

@@ -93,6 +93,10 @@ struct Conv2dShape {
   int64_t OW() const { return (W + 2 * pad_w - dil_w * (KW - 1) - 1) / stride_w + 1; }
 };
 
+// The family the 3×3 fast paths compute (Winograd, the direct 3×3 kernel): a 3×3 kernel, stride 1, dilation 1,
+// groups 1, the same padding of 0 or 1 on both axes, a non-empty output.
+bool conv3x3_stride1(const Conv2dShape& s);
+
 // y = conv(x, w) + bias (bias may be null). Overwrites y. packed_w (optional): w from
 // pack_conv_weight_once, used when packed_conv_weight_fits(s).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,

@@ -116,10 +116,7 @@ int64_t kstride(int64_t n) {
 int tile(const Conv2dShape& s, bool u_kept) {
   const ConvAlgorithm algo = conv_algorithm();
   if (algo == ConvAlgorithm::Direct || algo == ConvAlgorithm::Direct3x3 || active(2) == nullptr) return 0;
-  const bool computable = s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
-                          s.dil_w == 1 && s.groups == 1 && s.pad_h == s.pad_w && (s.pad_h == 0 || s.pad_h == 1) &&
-                          s.OH() > 0 && s.OW() > 0;
-  if (!computable) return 0;
+  if (!conv3x3_stride1(s)) return 0;
   if (algo == ConvAlgorithm::Winograd) return 2;
   if (algo == ConvAlgorithm::Winograd4) return 4;
   const int64_t min_ch = g_min_ch.load();
