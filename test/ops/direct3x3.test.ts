@@ -31,8 +31,6 @@ const CASES: ConvCase[] = [
 
 const label = (c: ConvCase) => `x[${c.x}] w[${c.w}] pad ${c.pad}${c.bias ? " bias" : ""}`;
 
-
-
 /** The path one forward conv of c takes under the current settings (its weight kept packed). */
 const pathOf = (c: ConvCase, i: number): string =>
   convPathOf(() => fd.scope(() => fd.conv2d(randomTensor(c.x, 1000 + i), randomTensor(c.w, 2000 + i), null, { padding: c.pad })));
