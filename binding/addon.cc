@@ -53,6 +53,7 @@ Napi::Value Memory(Info info) {
     o.Set("cacheHits", double(s.cache_hits));
     o.Set("cacheMisses", double(s.cache_misses));
     o.Set("cacheLimitBytes", double(s.cache_limit));
+    o.Set("hugeMappedBytes", double(s.huge_mapped_bytes));
     const auto devices = cuda::device_memory();
     Napi::Array devs = Napi::Array::New(info.Env(), devices.size());
     for (size_t i = 0; i < devices.size(); ++i) {

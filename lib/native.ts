@@ -43,6 +43,11 @@ export interface MemoryInfo {
   /** Host allocations served from the cache, and those that went to the system (since the process started). */
   cacheHits: number;
   cacheMisses: number;
+  /**
+   * Bytes of the regions that hold host blocks of 64 KiB and more: 2 MiB-aligned, backed by transparent huge pages
+   * where the system grants them (reserved address space; pages are resident once touched).
+   */
+  hugeMappedBytes: number;
   /** Per CUDA device: bytes held by live tensors, cached free blocks, peak (empty in a CPU-only build). */
   devices: { device: string; bytes: number; cachedBytes: number; peakBytes: number }[];
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "error.h"
+#include "huge_heap.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -60,6 +61,18 @@ State& state() {
   return *s;
 }
 
+// Blocks from the system: large ones from the huge-page heap, the rest from malloc.
+void* system_allocate(size_t cls) {
+  return cls >= huge_heap::kMinBytes ? huge_heap::allocate(cls) : std::aligned_alloc(64, cls);
+}
+
+void system_release(void* p, size_t cls) {
+  if (cls >= huge_heap::kMinBytes)
+    huge_heap::release(p, cls);
+  else
+    std::free(p);
+}
+
 }  // namespace
 
 HostAllocator& HostAllocator::instance() {
@@ -86,10 +99,10 @@ void* HostAllocator::allocate(size_t bytes, size_t* granted) {
       return p;
     }
   }
-  void* p = std::aligned_alloc(64, cls);
+  void* p = system_allocate(cls);
   if (!p) {
     empty_cache();
-    p = std::aligned_alloc(64, cls);
+    p = system_allocate(cls);
   }
   if (!p) fail(ErrorCode::Memory, "out of host memory allocating ", bytes, " bytes");
   std::lock_guard<std::mutex> lock(s.mutex);
@@ -104,7 +117,7 @@ void* HostAllocator::allocate(size_t bytes, size_t* granted) {
 void HostAllocator::release(void* p, size_t granted) {
   if (!p) return;
   State& s = state();
-  std::vector<void*> evicted;
+  std::vector<std::pair<void*, size_t>> evicted;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.stats.live_bytes -= granted;
@@ -117,7 +130,7 @@ void HostAllocator::release(void* p, size_t granted) {
         if (cls != granted && !list.blocks.empty() && (!lru || list.last_use < lru->last_use)) lru = &list, lru_cls = cls;
       if (!lru) break;
       while (!lru->blocks.empty() && s.stats.cached_bytes + int64_t(granted) > s.cache_limit) {
-        evicted.push_back(lru->blocks.back());
+        evicted.emplace_back(lru->blocks.back(), lru_cls);
         lru->blocks.pop_back();
         s.stats.cached_bytes -= lru_cls;
       }
@@ -130,8 +143,8 @@ void HostAllocator::release(void* p, size_t granted) {
       p = nullptr;
     }
   }
-  for (void* q : evicted) std::free(q);
-  std::free(p);
+  for (auto [q, cls] : evicted) system_release(q, cls);
+  if (p) system_release(p, granted);
 }
 
 void HostAllocator::empty_cache() {
@@ -143,13 +156,14 @@ void HostAllocator::empty_cache() {
     s.stats.cached_bytes = 0;
   }
   for (auto& [cls, list] : lists)
-    for (void* p : list.blocks) std::free(p);
+    for (void* p : list.blocks) system_release(p, cls);
 }
 
 MemoryStats HostAllocator::stats() {
   std::lock_guard<std::mutex> lock(state().mutex);
   MemoryStats s = state().stats;
   s.cache_limit = state().cache_limit;
+  s.huge_mapped_bytes = huge_heap::stats().mapped_bytes;
   return s;
 }
 

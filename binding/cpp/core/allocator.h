@@ -20,6 +20,7 @@ struct MemoryStats {
   int64_t cache_hits = 0;    // allocations served from the cache
   int64_t cache_misses = 0;  // allocations that went to the system
   int64_t cache_limit = 0;   // the most cached_bytes may reach
+  int64_t huge_mapped_bytes = 0;  // regions of the huge-page heap (huge_heap.h) that hold the large blocks
 };
 
 class HostAllocator {

@@ -5,8 +5,8 @@
 // M and N in micro-tile units); K is never split, and the K blocking depends only
 // on K, so every C element is computed by the same FMA sequence for any thread
 // count. Scratch panels live in 64-byte-aligned thread-local buffers reused
-// across calls (those of 2 MiB or more 2 MiB-aligned and madvise(MADV_HUGEPAGE)d, so
-// the packed B block costs few TLB entries). Isa::Scalar runs the reference.
+// across calls (large ones on huge pages, so the packed B block costs few TLB
+// entries). Isa::Scalar runs the reference.
 #include <cstdlib>
 #include <cstring>
 #include <functional>
