@@ -102,7 +102,7 @@ constexpr int rows_for() {
 #include "kernels/simd/attention_tile.inl"
 #undef FD_ATTN_LOAD_ACC
 
-// C[rows][ncols] (ldc) (= | += | ·cs +=) Σ_{t<T} A[r·ars + t·ats] · Y[t·ldy + col]: chunks of up to
+// C[rows][ncols] (ldc) (= | += | ·cs[r] +=) Σ_{t<T} A[r·ars + t·ats] · Y[t·ldy + col]: chunks of up to
 // NVMAX column vectors; only a partial last vector gets the masked (MASK=true) instantiation.
 template <bool ACC, bool CS>
 static void gemm(int64_t rows, int64_t ncols, int64_t T, const float* A, int64_t ars, int64_t ats, const float* Y,
@@ -115,17 +115,16 @@ static void gemm(int64_t rows, int64_t ncols, int64_t T, const float* A, int64_t
     const bool mask = (c0 + nv == nvec) && last < W;
     const float* Yc = Y + c0 * W;
     float* Cc = C + c0 * W;
-    const float* csc = CS ? cs + c0 * W : cs;
     if (nv == 1) {
       if (mask)
-        gemm_nv<1, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc);
+        gemm_nv<1, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs);
       else
-        gemm_nv<1, ACC, CS, false>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc);
+        gemm_nv<1, ACC, CS, false>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs);
     } else {
       if (mask)
-        gemm_nv<2, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc);
+        gemm_nv<2, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs);
       else
-        gemm_nv<2, ACC, CS, false>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc);
+        gemm_nv<2, ACC, CS, false>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs);
     }
   }
 }

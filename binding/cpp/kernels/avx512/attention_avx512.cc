@@ -100,7 +100,7 @@ constexpr int rows_for() {
 #include "kernels/simd/attention_tile.inl"
 #undef FD_ATTN_LOAD_ACC
 
-// C[rows][ncols] (ldc) (= | += | ·cs +=) Σ_{t<T} A[r·ars + t·ats] · Y[t·ldy + col]: chunks of up to
+// C[rows][ncols] (ldc) (= | += | ·cs[r] +=) Σ_{t<T} A[r·ars + t·ats] · Y[t·ldy + col]: chunks of up to
 // NVMAX column vectors; the last vector of the last chunk uses the tail mask (all lanes elsewhere).
 template <bool ACC, bool CS>
 static void gemm(int64_t rows, int64_t ncols, int64_t T, const float* A, int64_t ars, int64_t ats, const float* Y,
@@ -111,12 +111,11 @@ static void gemm(int64_t rows, int64_t ncols, int64_t T, const float* A, int64_t
     const LM lm = (c0 + nv == nvec) ? tail_mask(ncols - (nvec - 1) * W) : static_cast<LM>(0xFFFF);
     const float* Yc = Y + c0 * W;
     float* Cc = C + c0 * W;
-    const float* csc = CS ? cs + c0 * W : cs;
     switch (nv) {
-      case 1: gemm_nv<1, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc); break;
-      case 2: gemm_nv<2, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc); break;
-      case 3: gemm_nv<3, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc); break;
-      default: gemm_nv<4, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, csc); break;
+      case 1: gemm_nv<1, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs); break;
+      case 2: gemm_nv<2, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs); break;
+      case 3: gemm_nv<3, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs); break;
+      default: gemm_nv<4, ACC, CS, true>(rows, T, A, ars, ats, Yc, ldy, Cc, ldc, lm, cs); break;
     }
   }
 }

@@ -18,23 +18,18 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // One register tile: R rows × NV vectors of columns; with MASK the last column
 // vector is partial (lanes selected by lm).
-//   ACC=false: C = Σ_t A(r,t)·Y[t]          ACC=true: C = C (· cs if CS) + Σ_t ...
+//   ACC=false: C = Σ_t A(r,t)·Y[t]          ACC=true: C = C (· cs[r] if CS) + Σ_t ...
 template <int R, int NV, bool ACC, bool CS, bool MASK>
 static inline void tile(int64_t T, const float* A, int64_t ars, int64_t ats, const float* Y, int64_t ldy, float* C,
                         int64_t ldc, LM lm, const float* cs) {
   V acc[R][NV];
   if constexpr (ACC) {
-    V sc[NV];
-    if constexpr (CS) {
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) sc[v] = FD_ATTN_LOAD_ACC(cs + v * W, lm, MASK && v == NV - 1);
-    }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
         acc[r][v] = FD_ATTN_LOAD_ACC(C + r * ldc + v * W, lm, MASK && v == NV - 1);
-        if constexpr (CS) acc[r][v] = vmul(acc[r][v], sc[v]);
+        if constexpr (CS) acc[r][v] = vmul(acc[r][v], vbcast(cs + r));
       }
     }
   } else {
@@ -84,7 +79,9 @@ static void gemm_nv(int64_t rows, int64_t T, const float* A, int64_t ars, int64_
                     float* C, int64_t ldc, LM lm, const float* cs) {
   constexpr int R = rows_for<NV>();
   int64_t r = 0;
-  for (; r + R <= rows; r += R) tile<R, NV, ACC, CS, MASK>(T, A + r * ars, ars, ats, Y, ldy, C + r * ldc, ldc, lm, cs);
+  for (; r + R <= rows; r += R)
+    tile<R, NV, ACC, CS, MASK>(T, A + r * ars, ars, ats, Y, ldy, C + r * ldc, ldc, lm, CS ? cs + r : cs);
   if (r < rows)
-    tail_rows<NV, ACC, CS, MASK, R - 1>(rows - r, T, A + r * ars, ars, ats, Y, ldy, C + r * ldc, ldc, lm, cs);
+    tail_rows<NV, ACC, CS, MASK, R - 1>(rows - r, T, A + r * ars, ars, ats, Y, ldy, C + r * ldc, ldc, lm,
+                                        CS ? cs + r : cs);
 }
