@@ -32,13 +32,12 @@ struct MatView {
 struct GemmEpilogue {
   const float* bias_row = nullptr;  // length M, added to every element of row i
   const float* bias_col = nullptr;  // length N, added to every element of column j
-  // Then applied to every element: on the CPU to each row block of C (≤ mc rows) right after its last K block,
-  // while it is still in cache, instead of in a pass of its own; the values are kernels::unary's (parameters 0).
-  // (Per 32-column panel, in L1, the 140 row calls per panel cost more than they saved: DiT −1.7 / −2.6%.)
+  // Then applied to every element: on the CPU to each micro-tile right after its last K block, while it is in L1
+  // (kernels::unary_rows, one call per tile); the values are kernels::unary's (parameters 0).
   std::optional<Unary> activation;
-  // Then, when `residual` is set, C = C + residual, or C·gate + residual with a gate (adaLN-Zero's gated residual
-  // h + gate·branch; the bits of kernels::binary Add / kernels::mul_add): `residual` has C's shape and ldc; row i
-  // takes gate row ⌊i / gate_period⌋, gate_ld apart.
+  // Then, when `residual` is set (on each row block of C after its last K block), C = C + residual, or
+  // C·gate + residual with a gate (adaLN-Zero's gated residual h + gate·branch; the bits of kernels::binary Add /
+  // kernels::mul_add): `residual` has C's shape and ldc; row i takes gate row ⌊i / gate_period⌋, gate_ld apart.
   const float* residual = nullptr;
   const float* gate = nullptr;
   int64_t gate_period = 1, gate_ld = 0;

@@ -347,6 +347,12 @@ void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, in
   for (int64_t i = 0; i < n; ++i) out[i] = binary_one(op, a[i * sa], b[i * sb]);
 }
 
+namespace {
+void unary_rows(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, c + i * ldc, c + i * ldc, 0.f, 0.f);
+}
+}  // namespace
+
 void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = std::fma(x[i * sx], y[i * sy], z[i * sz]);
 }
@@ -356,7 +362,7 @@ const VectorKernels* vector_table() {
       &ref::unary,     &ref::unary_backward, &ref::binary,           &gn_fwd_block,    &gn_bwd_block,
       &ln_fwd_rows,    &ln_bwd_rows,         &ln_param_grad,         &softmax_fwd_rows, &softmax_bwd_rows,
       &adam,           &sgd,                 &ema,                   &sum_squares,     &sanitize,
-      &mul_add,
+      &mul_add,        &unary_rows,
   };
   return &t;
 }

@@ -217,51 +217,65 @@ inline void mapg(int64_t n, const float* g, float* y, F f) {  // f(gy)
   map1(n, g, y, f);
 }
 
-void unary(Unary op, int64_t n, const float* x, float* y, float a, float b) {
+// Calls run(f) with op's vector function f (V → V; a and b are its parameters); false when op has no vector form
+// for these parameters (the caller runs the reference).
+template <class Run>
+inline bool with_unary(Unary op, float a, float b, Run run) {
   const V va = vset(a), vb = vset(b), one = vset(1.f), zero = vzero();
   switch (op) {
-    case Unary::Neg: map1(n, x, y, [&](V v) { return vneg(v); }); return;
-    case Unary::Exp: map1(n, x, y, [&](V v) { return vexp(v); }); return;
-    case Unary::Log: map1(n, x, y, [&](V v) { return vlog(v); }); return;
-    case Unary::Sqrt: map1(n, x, y, [&](V v) { return vsqrt(v); }); return;
-    case Unary::Rsqrt: map1(n, x, y, [&](V v) { return vdiv(one, vsqrt(v)); }); return;
-    case Unary::Abs: map1(n, x, y, [&](V v) { return vabs(v); }); return;
-    case Unary::Square: map1(n, x, y, [&](V v) { return vmul(v, v); }); return;
+    case Unary::Neg: run([&](V v) { return vneg(v); }); return true;
+    case Unary::Exp: run([&](V v) { return vexp(v); }); return true;
+    case Unary::Log: run([&](V v) { return vlog(v); }); return true;
+    case Unary::Sqrt: run([&](V v) { return vsqrt(v); }); return true;
+    case Unary::Rsqrt: run([&](V v) { return vdiv(one, vsqrt(v)); }); return true;
+    case Unary::Abs: run([&](V v) { return vabs(v); }); return true;
+    case Unary::Square: run([&](V v) { return vmul(v, v); }); return true;
     case Unary::Sign:
-      map1(n, x, y, [&](V v) { return sel(gt(v, zero), one, sel(lt(v, zero), vset(-1.f), v)); });
-      return;
-    case Unary::Sigmoid: map1(n, x, y, [&](V v) { return vsigmoid(v); }); return;
-    case Unary::Softplus: map1(n, x, y, [&](V v) { return vsoftplus(v); }); return;
-    case Unary::Tanh: map1(n, x, y, [&](V v) { return vtanh(v); }); return;
-    case Unary::Silu: map1(n, x, y, [&](V v) { return vmul(v, vrecip1(vadd(one, vexp(vneg(v))))); }); return;
-    case Unary::GeluTanh: map1(n, x, y, [&](V v) { return vgelu_tanh(v); }); return;
-    case Unary::GeluErf: map1(n, x, y, [&](V v) { return vgelu_erf(v); }); return;
-    case Unary::Relu: map1(n, x, y, [&](V v) { return sel(le(v, zero), zero, v); }); return;
-    case Unary::Affine: map1(n, x, y, [&](V v) { return vadd(vmul(va, v), vb); }); return;
+      run([&](V v) { return sel(gt(v, zero), one, sel(lt(v, zero), vset(-1.f), v)); });
+      return true;
+    case Unary::Sigmoid: run([&](V v) { return vsigmoid(v); }); return true;
+    case Unary::Softplus: run([&](V v) { return vsoftplus(v); }); return true;
+    case Unary::Tanh: run([&](V v) { return vtanh(v); }); return true;
+    case Unary::Silu: run([&](V v) { return vmul(v, vrecip1(vadd(one, vexp(vneg(v))))); }); return true;
+    case Unary::GeluTanh: run([&](V v) { return vgelu_tanh(v); }); return true;
+    case Unary::GeluErf: run([&](V v) { return vgelu_erf(v); }); return true;
+    case Unary::Relu: run([&](V v) { return sel(le(v, zero), zero, v); }); return true;
+    case Unary::Affine: run([&](V v) { return vadd(vmul(va, v), vb); }); return true;
     case Unary::PowScalar:
       if (a == 0.f) {
-        map1(n, x, y, [&](V) { return one; });
+        run([&](V) { return one; });
       } else if (a == 1.f) {
-        map1(n, x, y, [&](V v) { return v; });
+        run([&](V v) { return v; });
       } else if (a == 2.f) {
-        map1(n, x, y, [&](V v) { return vmul(v, v); });
+        run([&](V v) { return vmul(v, v); });
       } else if (a == -1.f) {
-        map1(n, x, y, [&](V v) { return vdiv(one, v); });
+        run([&](V v) { return vdiv(one, v); });
       } else {
-        ref::unary(op, n, x, y, a, b);
+        return false;
       }
-      return;
-    case Unary::Clamp: map1(n, x, y, [&](V v) { return vminr(vb, vmaxr(va, v)); }); return;
-    case Unary::IsNan: map1(n, x, y, [&](V v) { return sel(isnan(v), one, zero); }); return;
+      return true;
+    case Unary::Clamp: run([&](V v) { return vminr(vb, vmaxr(va, v)); }); return true;
+    case Unary::IsNan: run([&](V v) { return sel(isnan(v), one, zero); }); return true;
     case Unary::NanToNum:
-      map1(n, x, y, [&](V v) {
+      run([&](V v) {
         V r = sel(eq(v, vset(kInf)), vb, v);
         r = sel(eq(v, vset(-kInf)), vneg(vb), r);
         return sel(isnan(v), va, r);
       });
-      return;
-    default: ref::unary(op, n, x, y, a, b); return;
+      return true;
+    default: return false;
   }
+}
+
+void unary(Unary op, int64_t n, const float* x, float* y, float a, float b) {
+  if (!with_unary(op, a, b, [&](auto f) { map1(n, x, y, f); })) ref::unary(op, n, x, y, a, b);
+}
+
+void unary_rows(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc) {
+  if (!with_unary(op, 0.f, 0.f, [&](auto f) {
+        for (int64_t i = 0; i < rows; ++i) map1(n, c + i * ldc, c + i * ldc, f);
+      }))
+    for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, c + i * ldc, c + i * ldc, 0.f, 0.f);
 }
 
 void unary_backward(Unary op, int64_t n, const float* x, const float* y, const float* gy, float* gx, float a,
@@ -787,5 +801,5 @@ constexpr VectorKernels kVectorTable = {
     &unary,       &unary_backward, &binary,        &gn_fwd_block,     &gn_bwd_block,
     &ln_fwd_rows, &ln_bwd_rows,    &ln_param_grad, &softmax_fwd_rows, &softmax_bwd_rows,
     &adam,        &sgd,            &ema,           &sum_squares,      &sanitize,
-    &mul_add,
+    &mul_add,     &unary_rows,
 };
