@@ -24,6 +24,7 @@ namespace impl {
 namespace {
 
 thread_local ScratchBuf tl_a, tl_b;
+constexpr int64_t kStageFloats = 512;  // one micro-tile (mr × nr ≤ 512 in every kernel set)
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -137,11 +138,26 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   if (finish) row_part = *finish, row_part.activation.reset();
   const GemmEpilogue* row_finish = finish ? finishing(row_part) : nullptr;
   auto finish_tile = [&](bool last_k, float* c, int m, int n) {
-    if (tile_act && last_k) unary_rows(*tile_act, m, n, c, ldc);
+    if (tile_act && last_k) unary_rows(*tile_act, m, n, c, ldc, c, ldc);
   };
   MicroEpi epi;
   epi.alpha = alpha;
   epi.beta = beta;
+  // A tile that is one K block into a write-only C is computed into `stage` (contiguous, in L1) and its activation
+  // reads it there and writes C: a wide C's tile rows are ldc floats apart — 4 KiB at 1024 columns, one L1 set —
+  // so a tile stored to C and read back came from L2 (196×256 → 1024 + GELU or ReLU: 8–10 µs of 520–600 saved; same
+  // bits). The tile's C rows are fetched for writing meanwhile, as the micro-kernel would have.
+  alignas(64) float stage[kStageFloats];
+  auto micro_tile = [&](int64_t kc, const float* at, const float* bp, float* c, int m, int n, bool last_k) {
+    if (tile_act && last_k && epi.first && beta == 0.f && MR * NR <= kStageFloats) {
+      for (int i = 0; i < m; ++i) __builtin_prefetch(c + i * ldc, 1, 3), __builtin_prefetch(c + i * ldc + n - 1, 1, 3);
+      ks.micro(kc, at, bp, stage, NR, m, n, &epi);
+      unary_rows(*tile_act, m, n, stage, NR, c, ldc);
+      return;
+    }
+    ks.micro(kc, at, bp, c, ldc, m, n, &epi);
+    finish_tile(last_k, c, m, n);
+  };
   // The packed A panels of K block pc from row i on: packed here into abuf (from row i), or found in
   // A.packed, whose panels start at multiples of MR — then from the panel holding row i (see a_tile).
   auto pack_a_block = [&](int64_t pc, int64_t kc, int64_t i, int64_t mc) -> const float* {
@@ -238,8 +254,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             set_prefetch(bp, kc, (ir - ir0) / MR, jr + NR < n1, jr == n0,
                          ir + m < mc ? a_tile(ap, kc, ic, ir + m, mc, &m_next) : ic + MC >= m1 ? next_call_a(kc) : nullptr);
             fetch_c_ahead(ic + ir, m, jr + NR);
-            ks.micro(kc, at, bp, C + (ic + ir) * ldc + jr, ldc, m, n, &epi);
-            finish_tile(pc + kc == K, C + (ic + ir) * ldc + jr, m, n);
+            micro_tile(kc, at, bp, C + (ic + ir) * ldc + jr, m, n, pc + kc == K);
           }
         }
         if (row_finish && pc + kc == K) finish_rows(*row_finish, C, ldc, ic, ic + mc, n0, n1 - n0);  // rows just computed, in cache
@@ -268,8 +283,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
             set_prefetch(bp, kc, ir / MR, jr + NR < nc, jr == 0,
                          ir + m < mc ? a_tile(ap, kc, ic, ir + m, mc, &m_next) : ic + MC >= m1 ? next_call_a(kc) : nullptr);
             fetch_c_ahead(ic + ir, m, jc + jr + NR < jc + nc ? jc + jr + NR : n1);
-            ks.micro(kc, at, bp, C + (ic + ir) * ldc + jc + jr, ldc, m, n, &epi);
-            finish_tile(pc + kc == K, C + (ic + ir) * ldc + jc + jr, m, n);
+            micro_tile(kc, at, bp, C + (ic + ir) * ldc + jc + jr, m, n, pc + kc == K);
           }
         }
         if (row_finish && pc + kc == K) finish_rows(*row_finish, C, ldc, ic, ic + mc, jc, nc);

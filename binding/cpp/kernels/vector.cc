@@ -79,7 +79,9 @@ void unary(Unary op, int64_t n, const float* x, float* y, float a, float b) {
                [&](int64_t i0, int64_t i1) { k->unary(op, i1 - i0, x + i0, y + i0, a, b); });
 }
 
-void unary_rows(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc) { table()->unary_rows(op, rows, n, c, ldc); }
+void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy) {
+  table()->unary_rows(op, rows, n, x, ldx, y, ldy);
+}
 
 void unary_backward(Unary op, int64_t n, const float* x, const float* y, const float* gy, float* gx, float a,
                     float b) {

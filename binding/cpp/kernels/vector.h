@@ -20,8 +20,9 @@ enum class Unary : int {
   Count
 };
 void unary(Unary op, int64_t n, const float* x, float* y, float a = 0.f, float b = 0.f);
-// unary (parameters 0) in place on a block of `rows` rows of n, ldc apart; serial (a GEMM tile, from its thread).
-void unary_rows(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc);
+// unary (parameters 0) on a block of `rows` rows of n: row i of y (ldy apart) = f(row i of x, ldx apart); x may
+// be y. Serial (a GEMM tile, from its thread).
+void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy);
 // gx = gy * dy/dx evaluated at x (y = f(x) is given for ops whose derivative is
 // cheaper from y: Exp, Sqrt, Rsqrt, Sigmoid, Tanh). Sign/IsNan/NanToNum have
 // zero gradient (NanToNum passes gy where x is finite). Clamp passes gy where

@@ -49,8 +49,8 @@ struct VectorKernels {
   // out[i] = x[i·sx]·y[i·sy] + z[i·sz] in one rounding (fma), strides ∈ {0, 1}.
   void (*mul_add)(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz,
                   float* out);
-  // unary (parameters 0) in place on `rows` rows of n, ldc apart: one call per GEMM micro-tile.
-  void (*unary_rows)(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc);
+  // unary (parameters 0) on `rows` rows of n, x ldx and y ldy apart (x may be y): one call per GEMM micro-tile.
+  void (*unary_rows)(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy);
 };
 
 namespace ref {

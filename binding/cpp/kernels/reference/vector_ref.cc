@@ -348,8 +348,8 @@ void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, in
 }
 
 namespace {
-void unary_rows(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc) {
-  for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, c + i * ldc, c + i * ldc, 0.f, 0.f);
+void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, x + i * ldx, y + i * ldy, 0.f, 0.f);
 }
 }  // namespace
 

@@ -271,11 +271,11 @@ void unary(Unary op, int64_t n, const float* x, float* y, float a, float b) {
   if (!with_unary(op, a, b, [&](auto f) { map1(n, x, y, f); })) ref::unary(op, n, x, y, a, b);
 }
 
-void unary_rows(Unary op, int64_t rows, int64_t n, float* c, int64_t ldc) {
+void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy) {
   if (!with_unary(op, 0.f, 0.f, [&](auto f) {
-        for (int64_t i = 0; i < rows; ++i) map1(n, c + i * ldc, c + i * ldc, f);
+        for (int64_t i = 0; i < rows; ++i) map1(n, x + i * ldx, y + i * ldy, f);
       }))
-    for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, c + i * ldc, c + i * ldc, 0.f, 0.f);
+    for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, x + i * ldx, y + i * ldy, 0.f, 0.f);
 }
 
 void unary_backward(Unary op, int64_t n, const float* x, const float* y, const float* gy, float* gx, float a,
