@@ -25,9 +25,8 @@ inline double dsqrt(double a) { return _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(
 // ---------------------------------------------------------------- math
 // exp: Cody-Waite reduction x = n·ln2 + r, degree-6 polynomial on |r| <= ln2/2,
 // 2^n applied in two halves so that denormal results and exact overflow work.
-inline V vexp(V x) {
-  x = vminr(vset(88.8f), x);  // NaN passes through (second operand)
-  x = vmaxr(vset(-104.f), x);
+// vexp_finite is that core for |x| <= 87 (finite, normal results); vexp clamps x first.
+inline V vexp_finite(V x) {
   const V fx = vround(vmul(x, vset(1.44269504088896341f)));
   V r = vfnma(fx, vset(0.693359375f), x);
   r = vfnma(fx, vset(-2.12194440e-4f), r);
@@ -40,6 +39,11 @@ inline V vexp(V x) {
   p = vfma(p, r, vset(1.f));
   const V y = vfma(p, r, vset(1.f));
   return vldexp(y, fx);
+}
+inline V vexp(V x) {
+  x = vminr(vset(88.8f), x);  // NaN passes through (second operand)
+  x = vmaxr(vset(-104.f), x);
+  return vexp_finite(x);
 }
 
 // 1/d for d >= 1 (possibly +inf, then 0; NaN propagates): hardware reciprocal
@@ -176,17 +180,22 @@ constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2/pi)
 // with 2k split into two floats; e = exp(-hi)·(1 - lo).
 constexpr float kGelu2KHi = 1.59576913f;
 constexpr float kGelu2KLo = static_cast<float>(1.5957691216057308 - static_cast<double>(kGelu2KHi));
+// kFinite: |x| <= 9, so |2u| < 67 and exp needs no clamps.
+template <bool kFinite = false>
 inline V vgelu_tanh_e(V x, V x2) {
   const V w = vfma(vmul(x2, vset(0.044715f)), x, x);
   const V hi = vmul(w, vset(kGelu2KHi));
   const V lo = vfma(w, vset(kGelu2KLo), vfms(w, vset(kGelu2KHi), hi));
-  return vmul(vexp(vneg(hi)), vsub(vset(1.f), lo));
+  return vmul(kFinite ? vexp_finite(vneg(hi)) : vexp(vneg(hi)), vsub(vset(1.f), lo));
 }
 // Beyond |x| = 20 the sigmoid is exactly 0 or 1 in float; capping keeps hi/lo finite.
 inline V vgelu_clamp(V x) { return vmaxr(vset(-20.f), vminr(vset(20.f), x)); }
+// Beyond |x| = 9 the sigmoid is 1 or below 1e-28 (e^-66), so the forward caps x there: e stays finite and normal
+// (exp without clamps, a finite reciprocal), and x < -9 gives x·0 (-0, or NaN for -inf, as the reference).
 inline V vgelu_tanh(V x) {
-  const V xc = vgelu_clamp(x);
-  return vmul(x, vrecip1(vadd(vset(1.f), vgelu_tanh_e(xc, vmul(xc, xc)))));
+  const V xc = vmaxr(vset(-9.f), vminr(vset(9.f), x));
+  const V g = vmul(x, vrecip1_finite(vadd(vset(1.f), vgelu_tanh_e<true>(xc, vmul(xc, xc)))));
+  return sel(lt(x, vset(-9.f)), vmul(x, vzero()), g);
 }
 inline V vgelu_tanh_grad(V x) {
   const V xc = vgelu_clamp(x);
