@@ -19,12 +19,13 @@ const ACTIVATIONS: [fd.LinearActivation, (y: fd.Tensor) => fd.Tensor][] = [
   ["gelu_tanh", (y) => fd.gelu(y, { approximate: "tanh" })],
 ];
 // [M, K, N]: one row block / several (M > 140 on AVX-512, > 72 on AVX2); one K block / two (K > 1024); N not a
-// multiple of the panel width; a single row.
+// multiple of the panel width; a single row; a wide C (≥ 512 columns: each tile staged in L1) over two row blocks.
 const SHAPES: [number, number, number][] = [
   [37, 70, 100],
   [300, 64, 96],
   [20, 1500, 40],
   [1, 256, 1536],
+  [150, 96, 600],
 ];
 
 afterAll(() => fd.setNumThreads(THREADS));

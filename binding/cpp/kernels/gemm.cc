@@ -143,13 +143,14 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   MicroEpi epi;
   epi.alpha = alpha;
   epi.beta = beta;
-  // A tile that is one K block into a write-only C is computed into `stage` (contiguous, in L1) and its activation
-  // reads it there and writes C: a wide C's tile rows are ldc floats apart — 4 KiB at 1024 columns, one L1 set —
-  // so a tile stored to C and read back came from L2 (196×256 → 1024 + GELU or ReLU: 8–10 µs of 520–600 saved; same
-  // bits). The tile's C rows are fetched for writing meanwhile, as the micro-kernel would have.
+  // A tile that is one K block into a wide, write-only C is computed into `stage` (contiguous, in L1) and its
+  // activation reads it there and writes C: a wide C's tile rows are ldc floats apart — 4 KiB at 1024 columns, one
+  // L1 set — so a tile stored to C and read back came from L2 (196×256 → N + ReLU: N = 1024 548 → 532 µs, 512 and
+  // 768 −2–3 µs, 256 +3.6 µs, hence ≥ 512 only; + GELU at 1024 −11 µs; same bits). The tile's C rows are fetched
+  // for writing meanwhile, as the micro-kernel would have.
   alignas(64) float stage[kStageFloats];
   auto micro_tile = [&](int64_t kc, const float* at, const float* bp, float* c, int m, int n, bool last_k) {
-    if (tile_act && last_k && epi.first && beta == 0.f && MR * NR <= kStageFloats) {
+    if (tile_act && last_k && epi.first && beta == 0.f && ldc >= 512 && MR * NR <= kStageFloats) {
       for (int i = 0; i < m; ++i) __builtin_prefetch(c + i * ldc, 1, 3), __builtin_prefetch(c + i * ldc + n - 1, 1, 3);
       ks.micro(kc, at, bp, stage, NR, m, n, &epi);
       unary_rows(*tile_act, m, n, stage, NR, c, ldc);
