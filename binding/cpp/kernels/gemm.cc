@@ -130,9 +130,9 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
     block_fallback(m0, m1, n0, n1, K, alpha, A, B, beta, C, ldc, bias_row, bias_col);
     return;
   }
-  // An activation runs on each micro-tile after its last K block, while the tile is in L1 (a pass over the row block
-  // afterwards read it back from L2/L3: 196×256 → 1024 with GELU took 16% longer than without); a residual
-  // stays a pass over the row block.
+  // An activation runs on each micro-tile right after its last K block (a pass over the row block afterwards read it
+  // back from L2/L3: 196×256 → 1024 with GELU took 16% longer than without); a residual stays a pass over the row
+  // block (one K block: its rows are still in cache).
   const Unary* tile_act = finish && finish->activation ? &*finish->activation : nullptr;
   GemmEpilogue row_part;
   if (finish) row_part = *finish, row_part.activation.reset();
@@ -145,7 +145,7 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   epi.beta = beta;
   // A tile that is one K block into a wide, write-only C is computed into `stage` (contiguous, in L1) and its
   // activation reads it there and writes C: a wide C's tile rows are ldc floats apart — 4 KiB at 1024 columns, one
-  // L1 set — so a tile stored to C and read back came from L2 (196×256 → N + ReLU: N = 1024 548 → 532 µs, 512 and
+  // L1 set — so even a tile just stored to C came back from L2 (196×256 → N + ReLU: N = 1024 548 → 532 µs, 512 and
   // 768 −2–3 µs, 256 +3.6 µs, hence ≥ 512 only; + GELU at 1024 −11 µs; same bits). The tile's C rows are fetched
   // for writing meanwhile, as the micro-kernel would have.
   alignas(64) float stage[kStageFloats];
