@@ -7,6 +7,7 @@
 // count. Scratch panels live in 64-byte-aligned thread-local buffers reused
 // across calls (large ones on huge pages, so the packed B block costs few TLB
 // entries). Isa::Scalar runs the reference.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -30,17 +31,17 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// GemmEpilogue's activation, then its gated residual, over rows [i0, i1) × columns [j0, j0 + n) of C.
+// GemmEpilogue's activation, then its gated residual, over rows [i0, i1) × columns [j0, j0 + n) of C: serial (a
+// thread's row block), one kernel call per run of rows under one gate row.
 void finish_rows(const GemmEpilogue& ep, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t n) {
-  for (int64_t i = i0; i < i1; ++i) {
-    float* c = C + i * ldc + j0;
-    if (ep.activation) unary(*ep.activation, n, c, c);
-    if (!ep.residual) continue;
-    const float* r = ep.residual + i * ldc + j0;
-    if (ep.gate)
-      mul_add(n, c, 1, ep.gate + i / ep.gate_period * ep.gate_ld + j0, 1, r, 1, c);
-    else
-      binary(Binary::Add, n, c, 1, r, 1, c);
+  float* c = C + i0 * ldc + j0;
+  if (ep.activation) unary_rows(*ep.activation, i1 - i0, n, c, ldc, c, ldc);
+  if (!ep.residual) return;
+  for (int64_t i = i0; i < i1;) {
+    const int64_t p = ep.gate_period, run = ep.gate ? std::min(i1 - i, p - i % p) : i1 - i;
+    const float* gate = ep.gate ? ep.gate + i / p * ep.gate_ld + j0 : nullptr;
+    gated_add_rows(run, n, C + i * ldc + j0, ldc, gate, ep.residual + i * ldc + j0, ldc, C + i * ldc + j0, ldc);
+    i += run;
   }
 }
 

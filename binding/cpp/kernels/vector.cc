@@ -82,6 +82,10 @@ void unary(Unary op, int64_t n, const float* x, float* y, float a, float b) {
 void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy) {
   table()->unary_rows(op, rows, n, x, ldx, y, ldy);
 }
+void gated_add_rows(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gate, const float* r, int64_t ldr,
+                    float* y, int64_t ldy) {
+  table()->gated_add_rows(rows, n, x, ldx, gate, r, ldr, y, ldy);
+}
 
 void unary_backward(Unary op, int64_t n, const float* x, const float* y, const float* gy, float* gx, float a,
                     float b) {

@@ -23,6 +23,10 @@ void unary(Unary op, int64_t n, const float* x, float* y, float a = 0.f, float b
 // unary (parameters 0) on a block of `rows` rows of n: row i of y (ldy apart) = f(row i of x, ldx apart); x may
 // be y. Serial (a GEMM tile, from its thread).
 void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy);
+// Row i of y (ldy apart) = row i of x·gate + row i of r (mul_add's bits), or x + r without a gate (binary Add's);
+// gate is one row of n for all rows. x may be y. Serial (a GEMM row block's residual).
+void gated_add_rows(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gate, const float* r, int64_t ldr,
+                    float* y, int64_t ldy);
 // gx = gy * dy/dx evaluated at x (y = f(x) is given for ops whose derivative is
 // cheaper from y: Exp, Sqrt, Rsqrt, Sigmoid, Tanh). Sign/IsNan/NanToNum have
 // zero gradient (NanToNum passes gy where x is finite). Clamp passes gy where

@@ -51,6 +51,9 @@ struct VectorKernels {
                   float* out);
   // unary (parameters 0) on `rows` rows of n, x ldx and y ldy apart (x may be y): one call per GEMM micro-tile.
   void (*unary_rows)(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy);
+  // kernels::gated_add_rows: one call per GEMM row block (and gate row).
+  void (*gated_add_rows)(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gate, const float* r,
+                         int64_t ldr, float* y, int64_t ldy);
 };
 
 namespace ref {

@@ -357,12 +357,24 @@ void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, 
   for (int64_t i = 0; i < n; ++i) out[i] = std::fma(x[i * sx], y[i * sy], z[i * sz]);
 }
 
+namespace {
+void gated_add_rows(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gate, const float* r, int64_t ldr,
+                    float* y, int64_t ldy) {
+  for (int64_t i = 0; i < rows; ++i) {
+    if (gate)
+      ref::mul_add(n, x + i * ldx, 1, gate, 1, r + i * ldr, 1, y + i * ldy);
+    else
+      ref::binary(Binary::Add, n, x + i * ldx, 1, r + i * ldr, 1, y + i * ldy);
+  }
+}
+}  // namespace
+
 const VectorKernels* vector_table() {
   static const VectorKernels t = {
       &ref::unary,     &ref::unary_backward, &ref::binary,           &gn_fwd_block,    &gn_bwd_block,
       &ln_fwd_rows,    &ln_bwd_rows,         &ln_param_grad,         &softmax_fwd_rows, &softmax_bwd_rows,
       &adam,           &sgd,                 &ema,                   &sum_squares,     &sanitize,
-      &mul_add,        &unary_rows,
+      &mul_add,        &unary_rows,     &gated_add_rows,
   };
   return &t;
 }

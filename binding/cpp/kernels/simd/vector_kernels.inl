@@ -390,6 +390,16 @@ void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, 
   }
 }
 
+void gated_add_rows(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gate, const float* r, int64_t ldr,
+                    float* y, int64_t ldy) {
+  for (int64_t i = 0; i < rows; ++i) {
+    if (gate)
+      mul_add(n, x + i * ldx, 1, gate, 1, r + i * ldr, 1, y + i * ldy);
+    else
+      bin_loop(n, x + i * ldx, 1, r + i * ldr, 1, y + i * ldy, [](V a, V b) { return vadd(a, b); });
+  }
+}
+
 // ---------------------------------------------------------------- statistics
 // Float partial sums are flushed into double every kFlush elements.
 constexpr int64_t kFlush = 512;
@@ -810,5 +820,5 @@ constexpr VectorKernels kVectorTable = {
     &unary,       &unary_backward, &binary,        &gn_fwd_block,     &gn_bwd_block,
     &ln_fwd_rows, &ln_bwd_rows,    &ln_param_grad, &softmax_fwd_rows, &softmax_bwd_rows,
     &adam,        &sgd,            &ema,           &sum_squares,      &sanitize,
-    &mul_add,     &unary_rows,
+    &mul_add,     &unary_rows, &gated_add_rows,
 };
