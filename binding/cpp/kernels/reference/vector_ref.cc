@@ -347,17 +347,14 @@ void binary(Binary op, int64_t n, const float* a, int64_t sa, const float* b, in
   for (int64_t i = 0; i < n; ++i) out[i] = binary_one(op, a[i * sa], b[i * sb]);
 }
 
-namespace {
-void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy) {
-  for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, x + i * ldx, y + i * ldy, 0.f, 0.f);
-}
-}  // namespace
-
 void mul_add(int64_t n, const float* x, int64_t sx, const float* y, int64_t sy, const float* z, int64_t sz, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = std::fma(x[i * sx], y[i * sy], z[i * sz]);
 }
 
 namespace {
+void unary_rows(Unary op, int64_t rows, int64_t n, const float* x, int64_t ldx, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < rows; ++i) ref::unary(op, n, x + i * ldx, y + i * ldy, 0.f, 0.f);
+}
 void gated_add_rows(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gate, const float* r, int64_t ldr,
                     float* y, int64_t ldy) {
   for (int64_t i = 0; i < rows; ++i) {

@@ -396,7 +396,7 @@ void gated_add_rows(int64_t rows, int64_t n, const float* x, int64_t ldx, const 
     if (gate)
       mul_add(n, x + i * ldx, 1, gate, 1, r + i * ldr, 1, y + i * ldy);
     else
-      bin_loop(n, x + i * ldx, 1, r + i * ldr, 1, y + i * ldy, [](V a, V b) { return vadd(a, b); });
+      (binary)(Binary::Add, n, x + i * ldx, 1, r + i * ldr, 1, y + i * ldy);  // parenthesized: no ADL to kernels::binary
   }
 }
 
