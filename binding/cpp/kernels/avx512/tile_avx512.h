@@ -22,9 +22,15 @@ inline __mmask16 mask_n(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : (n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u));
 }
 
-// Epilogue of one tile (shared by every micro-kernel, so the arithmetic is identical).
-template <int R, int NV>
-__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[R][NV], float* c, int64_t ldc, int n, const MicroEpi* e) {
+struct NoActivation {
+  __m512 operator()(__m512 r) const { return r; }
+};
+
+// Epilogue of one tile (shared by every micro-kernel, so the arithmetic is identical). `act` maps each finished
+// vector of the first K block before it is stored (an activation that a later pass would otherwise apply).
+template <int R, int NV, class Act = NoActivation>
+__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[R][NV], float* c, int64_t ldc, int n, const MicroEpi* e,
+                                                      Act act = {}) {
   const __m512 va = _mm512_set1_ps(e->alpha);
   const float beta = e->beta;
   const __m512 vb = _mm512_set1_ps(beta);
@@ -48,6 +54,7 @@ __attribute__((always_inline)) inline void store_tile(__m512 (&acc)[R][NV], floa
         }
         if (e->bias_row) r = _mm512_add_ps(r, _mm512_set1_ps(e->bias_row[i]));
         if (has_bc) r = _mm512_add_ps(r, bc[v]);
+        r = act(r);
         if (full)
           _mm512_storeu_ps(cr + 16 * v, r);
         else
