@@ -1,8 +1,8 @@
 // AVX-512 (F/BW/VL/DQ + FMA) vector kernels. Compiled with AVX-512 flags: only
 // intrinsics, static helpers and plain loops here (no shared templates, no <cmath>),
 // exported through the table in kernels/vector_impl.h.
-// This file is the AVX-512 wrapper layer; the kernels themselves are the shared
-// text in simd/vector_kernels.inl, included below.
+// The AVX-512 wrapper layer is avx512/simd_avx512.inl (the GEMM's in-register activations
+// use it too); the kernels themselves are the shared text in simd/vector_kernels.inl.
 // GCC 12's _mm512_undefined_* helpers trip -Wuninitialized inside the intrinsic headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
