@@ -107,6 +107,30 @@ test("many reads pending at once resolve in program order, each with its own val
   for (const t of tensors) t.dispose();
 });
 
+// Every read waits for the last kernel queued before it. Reads registered one by one while that work ends find it done
+// while the stream worker is still handing earlier reads their values (1 MB copies each): they must resolve after
+// those, not overtake them from the JS thread.
+test("reads that find their work done while earlier reads are being delivered resolve after them", async () => {
+  const n = 48;
+  for (let round = 0; round < 4; ++round) {
+    const big = fd.scope(() => Array.from({ length: n }, (_, i) => fd.add(fd.zeros([512, 512]), i)));
+    fd.scope(() => {
+      let x = fd.randn([256, 256], { seed: 7, std: 1 / 16 });
+      for (let i = 0; i < 6; ++i) x = fd.matmul(x, x); // ~0.2 GFLOP queued behind the values
+    });
+    const order: number[] = [];
+    const reads: Promise<number>[] = [];
+    for (let i = 0; i < n; ++i) {
+      reads.push(big[i]!.data().then((v) => (order.push(i), v[262143]!)));
+      const until = performance.now() + 0.15; // spread the registrations over the end of the queued work
+      while (performance.now() < until);
+    }
+    expect(await Promise.all(reads)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
+    for (const t of big) t.dispose();
+  }
+});
+
 // A read resolves on the JS thread through a thread-safe function that holds the event loop open only while
 // reads are pending; the stream worker stops handing it results before Node tears it down.
 describe("reads and the process's lifetime", () => {

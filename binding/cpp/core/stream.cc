@@ -65,6 +65,9 @@ struct Stream::Impl {
   uint64_t wake_at = UINT64_MAX;
   // when_done callbacks waiting for their ticket (one per pending read: few).
   std::vector<std::pair<uint64_t, std::function<void(std::optional<Error>)>>> on_done;
+  // The worker is running callbacks it took from on_done (outside the lock): a callback registered meanwhile for a
+  // finished ticket queues behind them rather than running at once, so reads resolve in program order.
+  bool delivering = false;
   // Live host bytes when the queue last ran empty (memory back-pressure, see queue_budget_bytes).
   int64_t live_at_drain = 0;
 
@@ -140,9 +143,16 @@ struct Stream::Impl {
           wake_at = UINT64_MAX;  // woken waiters that still need more re-register
         }
         if (!on_done.empty()) take_due(due);
+        delivering = !due.empty();
       }
       if (wake) progress.notify_all();
-      for (auto& [done, e] : due) done(std::move(e));
+      while (!due.empty()) {
+        for (auto& [done, e] : due) done(std::move(e));
+        due.clear();
+        std::lock_guard<std::mutex> lock(mutex);
+        take_due(due);  // registered while those ran, for finished tickets
+        delivering = !due.empty();
+      }
     }
   }
 };
@@ -214,7 +224,7 @@ void Stream::when_done(uint64_t ticket, std::function<void(std::optional<Error>)
   std::optional<Error> e;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.done_ticket < ticket) {
+    if (s.done_ticket < ticket || s.delivering) {
       s.on_done.emplace_back(ticket, std::move(done));
       return;
     }

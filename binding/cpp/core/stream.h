@@ -32,7 +32,9 @@ class Stream {
   uint64_t last_ticket() const;
   // Calls `done` once every kernel up to `ticket` has run, with the first deferred kernel error taken as
   // wait_and_take_error takes it: on the worker right after that kernel, or at once on the calling thread
-  // when it has already run. `done` must not throw, nor enqueue on or wait for this stream.
+  // when it has already run and no earlier callback is still being run by the worker. Callbacks run in the
+  // order they were registered when their tickets do not decrease (reads wait for the last kernel queued, so
+  // theirs never do). `done` must not throw, nor enqueue on or wait for this stream.
   void when_done(uint64_t ticket, std::function<void(std::optional<Error>)> done);
   bool synchronous() const { return synchronous_; }
 
