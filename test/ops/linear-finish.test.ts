@@ -19,7 +19,8 @@ const ACTIVATIONS: [fd.LinearActivation, (y: fd.Tensor) => fd.Tensor][] = [
   ["gelu_tanh", (y) => fd.gelu(y, { approximate: "tanh" })],
 ];
 // [M, K, N]: one row block / several (M > 140 on AVX-512, > 72 on AVX2); one K block / two (K > 1024); N not a
-// multiple of the panel width; a single row; a wide C (≥ 512 columns: each tile staged in L1) over two row blocks.
+// multiple of the panel width; a single row; a wide C over two row blocks (on AVX-512 its full tiles take the
+// activation in registers, its edge tiles through an L1 stage, ≥ 512 columns).
 const SHAPES: [number, number, number][] = [
   [37, 70, 100],
   [300, 64, 96],

@@ -153,9 +153,10 @@ void gemm_block(const KernelSet& ks, int64_t m0, int64_t m1, int64_t n0, int64_t
   // for writing meanwhile, as the micro-kernel would have.
   alignas(64) float stage[kStageFloats];
   auto micro_tile = [&](int64_t kc, const float* at, const float* bp, float* c, int m, int n, bool last_k) {
-    if (tile_act && last_k && m == MR && n == NR && ks.micro_act && ks.micro_act(kc, at, bp, c, ldc, &epi, *tile_act))
+    const bool act_on_store = tile_act && last_k && epi.first && beta == 0.f;  // one K block into write-only C
+    if (act_on_store && m == MR && n == NR && ks.micro_act && ks.micro_act(kc, at, bp, c, ldc, &epi, *tile_act))
       return;
-    if (tile_act && last_k && epi.first && beta == 0.f && ldc >= 512 && MR * NR <= kStageFloats) {
+    if (act_on_store && ldc >= 512 && MR * NR <= kStageFloats) {
       for (int i = 0; i < m; ++i) __builtin_prefetch(c + i * ldc, 1, 3), __builtin_prefetch(c + i * ldc + n - 1, 1, 3);
       ks.micro(kc, at, bp, stage, NR, m, n, &epi);
       unary_rows(*tile_act, m, n, stage, NR, c, ldc);

@@ -90,9 +90,9 @@ struct KernelSet {
   int64_t kc_conv;
   // Row block (A rows kept in L2) for conv sources (BSource kind 1 and 2); 0: mc.
   int64_t mc_conv;
-  // Optional (may be null): a full mr × nr tile of the first K block with β = 0, like micro, then `op` applied
-  // to each value in registers, with the bits unary_rows would give. Returns false (nothing done) for an op
-  // it does not apply; then the tile is computed as usual.
+  // Optional (may be null): a full mr × nr tile of the first K block with β = 0 (the caller's to ensure), like
+  // micro, then `op` applied to each value in registers, with the bits unary_rows would give. Returns false
+  // (nothing done) for an op it does not apply; then the tile is computed as usual.
   bool (*micro_act)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, const MicroEpi* e, Unary op) =
       nullptr;
 };

@@ -87,7 +87,6 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
 // A full MR × NR tile of a single-K-block product into C with the activation `op` applied in registers.
 // Storing the tile and mapping it in a second pass cost 16–25 µs of 196×256 → 1024 (548 µs) even from L1.
 bool micro_act(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, const MicroEpi* e, Unary op) {
-  if (!e->first || e->beta != 0.f) return false;
   return vec::with_activation(op, [&](auto f) { tile_body<MR, 2>(kc, a, b, c, ldc, NR, e, f); });
 }
 
